@@ -1,0 +1,159 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
+)
+
+// Error codes of the envelope. They are part of the API: clients switch on them.
+const (
+	codeBadRequest       = "bad_request"
+	codeMalformedJSON    = "malformed_json"
+	codeValidation       = "validation_failed"
+	codeBodyTooLarge     = "body_too_large"
+	codeUnsupportedMedia = "unsupported_media_type"
+	codeUnauthorized     = "unauthorized"
+	codeForbidden        = "forbidden"
+	codeNotFound         = "not_found"
+	codeConflict         = "conflict"
+	codeMethod           = "method_not_allowed"
+	codeInternal         = "internal"
+	codeUnavailable      = "unavailable"
+)
+
+// apiError is what every failed request answers, inside {"error": ...}.
+type apiError struct {
+	status    int
+	allow     string
+	Code      string            `json:"code"`
+	Message   string            `json:"message"`
+	Fields    map[string]string `json:"fields,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func newError(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func fieldError(fields map[string]string) *apiError {
+	e := newError(http.StatusBadRequest, codeValidation, "the request has invalid fields")
+	e.Fields = fields
+	return e
+}
+
+// writeError answers err in the envelope; errors that are not *apiError become 500s (and
+// are logged) or, for the store's sentinels, 404 and 409.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, store.ErrNotFound):
+		ae = newError(http.StatusNotFound, codeNotFound, "%s", strings.TrimSuffix(err.Error(), ": "+store.ErrNotFound.Error())+" not found")
+	case errors.Is(err, store.ErrConflict):
+		ae = newError(http.StatusConflict, codeConflict, "%s", strings.TrimSuffix(err.Error(), ": "+store.ErrConflict.Error()))
+	default:
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "request_id", requestID(r.Context()))
+		ae = newError(http.StatusInternalServerError, codeInternal, "internal error; see the server log for request %s", requestID(r.Context()))
+	}
+	if ae.allow != "" {
+		w.Header().Set("Allow", ae.allow)
+	}
+	out := *ae
+	out.RequestID = requestID(r.Context())
+	writeJSON(w, ae.status, map[string]any{"error": out})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decode reads one JSON object into v: the body must be JSON, within the size limit, with
+// no unknown fields and nothing after the object; then v is validated.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return newError(http.StatusUnsupportedMediaType, codeUnsupportedMedia, "Content-Type must be application/json, got %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, s.maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err)
+		}
+		return newError(http.StatusBadRequest, codeMalformedJSON, "the body must hold exactly one JSON object")
+	}
+	return s.validate(v)
+}
+
+func decodeError(err error) *apiError {
+	var (
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return newError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the body is larger than %d bytes", tooLarge.Limit)
+	case errors.As(err, &syntax):
+		return newError(http.StatusBadRequest, codeMalformedJSON, "malformed JSON at byte %d: %v", syntax.Offset, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return newError(http.StatusBadRequest, codeMalformedJSON, "the body is empty or cut short; a JSON object is required")
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return newError(http.StatusBadRequest, codeMalformedJSON, "the body must be a JSON object, got %s", typeErr.Value)
+		}
+		return fieldError(map[string]string{field: fmt.Sprintf("must be %s, got %s", jsonKind(typeErr.Type), typeErr.Value)})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fieldError(map[string]string{name: "unknown field"})
+	default:
+		return newError(http.StatusBadRequest, codeMalformedJSON, "malformed JSON: %v", err)
+	}
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// validate runs the struct's validate tags and reports each failure under its JSON name.
+func (s *Server) validate(v any) error {
+	fields, err := validate.Fields(s.validator, v)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	if fields != nil {
+		return fieldError(fields)
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package config is the reference server's configuration: one process is one center.
+// It is read from an optional YAML file, then overridden by flags; unknown keys are
+// rejected and every invalid value is reported with the field's name.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
+)
+
+// Config is one center's reference server. Field comments are the user documentation;
+// each ends with its default.
+type Config struct {
+	// Center names this process's data center and its role.
+	Center Center `yaml:"center"`
+	// Listen is the REST API's TCP address. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen" validate:"required,listen_addr"`
+	// DataDir holds the SQLite database. Default "./data".
+	DataDir string `yaml:"data_dir" validate:"required"`
+	// LogLevel is debug, info, warn or error. Default "info".
+	LogLevel string `yaml:"log_level" validate:"oneof=debug info warn error"`
+	// LogFormat is text or json. Default "text".
+	LogFormat string `yaml:"log_format" validate:"oneof=text json"`
+	// MaxBodyBytes caps a request body; larger bodies get 413. Default 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes" validate:"min=1024,max=1073741824"`
+	// ReadTimeout bounds reading a whole request, headers and body. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout" validate:"min=1s,max=1h"`
+	// WriteTimeout bounds writing a response. Default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout" validate:"min=1s,max=1h"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout" validate:"min=1s,max=24h"`
+	// ShutdownTimeout is how long in-flight requests may finish on shutdown. Default 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" validate:"min=0s,max=10m"`
+}
+
+// Center is this process's data center.
+type Center struct {
+	// Name is a short identifier such as "a" or "b". Default "a".
+	Name string `yaml:"name" validate:"required,max=32,hostname_rfc1123"`
+	// Role is primary (生产中心) or standby (灾备中心). Default "primary".
+	Role string `yaml:"role" validate:"oneof=primary standby"`
+}
+
+// Default returns the embedded defaults: center "a", primary, on 127.0.0.1:8080.
+func Default() Config {
+	return Config{
+		Center:          Center{Name: "a", Role: "primary"},
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./data",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		MaxBodyBytes:    1 << 20,
+		ReadTimeout:     30 * time.Second,
+		WriteTimeout:    60 * time.Second,
+		IdleTimeout:     120 * time.Second,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Error lists every invalid field, by its YAML path.
+type Error struct {
+	Fields map[string]string
+}
+
+func (e *Error) Error() string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + e.Fields[k]
+	}
+	return "config: invalid " + strings.Join(parts, "; ")
+}
+
+// Validate checks every field and returns an *Error naming each invalid one.
+func (c Config) Validate() error {
+	fields, err := validate.Fields(validate.New("yaml"), c)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if fields != nil {
+		return &Error{Fields: fields}
+	}
+	return nil
+}
+
+// Load builds the configuration: defaults, then the YAML file named by -config (if any),
+// then the flags that were set explicitly. args excludes the program name.
+func Load(args []string, stderr io.Writer) (Config, error) {
+	cfg := Default()
+	fs := NewFlagSet("refserver", &cfg, stderr)
+	var file string
+	fs.StringVar(&file, "config", "", "YAML configuration `file` (keys in parentheses below); flags given as well override it")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: refserver [flags]          run one center
+       refserver demo [flags]     run center A and center B on loopback with demo data
+
+The first start prints an admin API token once; set `+"SHUANGHUO_ADMIN_TOKEN"+` to choose it instead.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	if file != "" {
+		// Flags set on the command line win over the file: re-apply them on top of it.
+		var explicit []string
+		fs.Visit(func(f *flag.Flag) { explicit = append(explicit, "-"+f.Name+"="+f.Value.String()) })
+		cfg = Default()
+		if err := readYAML(file, &cfg); err != nil {
+			return Config{}, err
+		}
+		again := NewFlagSet("refserver", &cfg, io.Discard)
+		again.String("config", "", "")
+		if err := again.Parse(explicit); err != nil {
+			return Config{}, err
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// NewFlagSet binds cfg's fields to flags, documented with their defaults.
+func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.Center.Name, "center", cfg.Center.Name, "this center's `name` (center.name)")
+	fs.StringVar(&cfg.Center.Role, "role", cfg.Center.Role, "this center's `role`: primary or standby (center.role)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "REST API `address` host:port (listen)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` for the SQLite store (data_dir)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "`level`: debug, info, warn or error (log_level)")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "`format`: text or json (log_format)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body in `bytes` (max_body_bytes)")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time to read a whole request (read_timeout)")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (write_timeout)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time (idle_timeout)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get on shutdown (shutdown_timeout)")
+	return fs
+}
+
+func readYAML(path string, cfg *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,516 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// migrations are applied in order, each once, in its own transaction. Append only: a
+// released migration never changes.
+var migrations = []string{
+	1: `
+CREATE TABLE teams (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL UNIQUE,
+	description TEXT NOT NULL DEFAULT '',
+	created_at  TEXT NOT NULL,
+	updated_at  TEXT NOT NULL
+);
+CREATE TABLE projects (
+	id          TEXT PRIMARY KEY,
+	team_id     TEXT NOT NULL REFERENCES teams(id) ON DELETE RESTRICT,
+	name        TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	created_at  TEXT NOT NULL,
+	updated_at  TEXT NOT NULL,
+	UNIQUE (team_id, name)
+);
+CREATE TABLE tokens (
+	id           TEXT PRIMARY KEY,
+	team_id      TEXT REFERENCES teams(id) ON DELETE CASCADE,
+	name         TEXT NOT NULL,
+	hash         BLOB NOT NULL UNIQUE,
+	created_at   TEXT NOT NULL,
+	last_used_at TEXT
+);
+CREATE TABLE audit (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	at          TEXT NOT NULL,
+	actor_id    TEXT NOT NULL,
+	actor_team  TEXT NOT NULL DEFAULT '',
+	action      TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	resource_id TEXT NOT NULL,
+	team_id     TEXT NOT NULL DEFAULT '',
+	request_id  TEXT NOT NULL DEFAULT '',
+	before      TEXT,
+	after       TEXT
+);
+CREATE INDEX audit_team ON audit(team_id, id);
+CREATE INDEX audit_resource ON audit(kind, resource_id, id);
+`,
+}
+
+// SQLite is the embedded store: one database file in WAL mode with foreign keys on.
+type SQLite struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// OpenSQLite opens (creating if needed) the database in dir and applies pending migrations.
+func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: create data dir %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, "refserver.db")
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	s := &SQLite{db: db, now: func() time.Time { return time.Now().UTC() }}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if current > len(migrations)-1 {
+		return fmt.Errorf("store: database schema version %d is newer than this binary's %d", current, len(migrations)-1)
+	}
+	for v := current + 1; v < len(migrations); v++ {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, fmtTime(s.now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: apply migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion implements Store.
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: read schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}
+
+func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Change implements Store.
+func (s *SQLite) Change(ctx context.Context, actor Actor, fn func(Tx) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return fn(&sqliteTx{sqliteReader{tx}, actor, s.now()})
+	})
+}
+
+// View implements Store.
+func (s *SQLite) View(ctx context.Context, fn func(Reader) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("store: begin read: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(sqliteReader{tx})
+}
+
+// Ping implements Store.
+func (s *SQLite) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// TokenByHash implements Store.
+func (s *SQLite) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
+	return scanToken(s.db.QueryRowContext(ctx, tokenSelect+` WHERE hash = ?`, hash))
+}
+
+// TouchToken implements Store.
+func (s *SQLite) TouchToken(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, fmtTime(at), id); err != nil {
+		return fmt.Errorf("store: touch token %s: %w", id, err)
+	}
+	return nil
+}
+
+// Audit implements Store.
+func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error) {
+	q := `SELECT id, at, actor_id, actor_team, action, kind, resource_id, team_id, request_id, before, after FROM audit WHERE 1=1`
+	var args []any
+	add := func(cond string, v any) {
+		q += " AND " + cond
+		args = append(args, v)
+	}
+	if f.TeamID != "" {
+		add("team_id = ?", f.TeamID)
+	}
+	if f.Kind != "" {
+		add("kind = ?", f.Kind)
+	}
+	if f.ResourceID != "" {
+		add("resource_id = ?", f.ResourceID)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", fmtTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", fmtTime(f.Until))
+	}
+	if f.BeforeID > 0 {
+		add("id < ?", f.BeforeID)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: query audit: %w", err)
+	}
+	defer rows.Close()
+	out := []AuditRecord{}
+	for rows.Next() {
+		var r AuditRecord
+		var at string
+		var before, after sql.NullString
+		if err := rows.Scan(&r.ID, &at, &r.ActorID, &r.ActorTeam, &r.Action, &r.Kind, &r.ResourceID, &r.TeamID, &r.RequestID, &before, &after); err != nil {
+			return nil, fmt.Errorf("store: scan audit: %w", err)
+		}
+		r.At = parseTime(at)
+		r.Before = nullJSON(before)
+		r.After = nullJSON(after)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func nullJSON(s sql.NullString) json.RawMessage {
+	if !s.Valid {
+		return json.RawMessage("null")
+	}
+	return json.RawMessage(s.String)
+}
+
+// sqliteReader runs reads on a transaction.
+type sqliteReader struct{ tx *sql.Tx }
+
+const (
+	teamSelect    = `SELECT id, name, description, created_at, updated_at FROM teams`
+	projectSelect = `SELECT id, team_id, name, description, created_at, updated_at FROM projects`
+	tokenSelect   = `SELECT id, COALESCE(team_id, ''), name, hash, created_at, last_used_at FROM tokens`
+)
+
+type scanner interface{ Scan(...any) error }
+
+func scanTeam(row scanner) (Team, error) {
+	var t Team
+	var c, u string
+	if err := row.Scan(&t.ID, &t.Name, &t.Description, &c, &u); err != nil {
+		return Team{}, notFound("team", err)
+	}
+	t.CreatedAt, t.UpdatedAt = parseTime(c), parseTime(u)
+	return t, nil
+}
+
+func scanProject(row scanner) (Project, error) {
+	var p Project
+	var c, u string
+	if err := row.Scan(&p.ID, &p.TeamID, &p.Name, &p.Description, &c, &u); err != nil {
+		return Project{}, notFound("project", err)
+	}
+	p.CreatedAt, p.UpdatedAt = parseTime(c), parseTime(u)
+	return p, nil
+}
+
+func scanToken(row scanner) (Token, error) {
+	var t Token
+	var c string
+	var used sql.NullString
+	if err := row.Scan(&t.ID, &t.TeamID, &t.Name, &t.Hash, &c, &used); err != nil {
+		return Token{}, notFound("token", err)
+	}
+	t.CreatedAt = parseTime(c)
+	if used.Valid {
+		at := parseTime(used.String)
+		t.LastUsedAt = &at
+	}
+	return t, nil
+}
+
+func notFound(kind string, err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", kind, ErrNotFound)
+	}
+	return fmt.Errorf("store: read %s: %w", kind, err)
+}
+
+func scanAll[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("store: query: %w", err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// teamFilter returns a WHERE clause limiting rows to teamID, or none for "".
+func teamFilter(column, teamID string) (string, []any) {
+	if teamID == "" {
+		return "", nil
+	}
+	return " WHERE " + column + " = ?", []any{teamID}
+}
+
+func (r sqliteReader) Team(ctx context.Context, id string) (Team, error) {
+	return scanTeam(r.tx.QueryRowContext(ctx, teamSelect+` WHERE id = ?`, id))
+}
+
+func (r sqliteReader) Teams(ctx context.Context, teamID string) ([]Team, error) {
+	where, args := teamFilter("id", teamID)
+	rows, err := r.tx.QueryContext(ctx, teamSelect+where+` ORDER BY name`, args...)
+	return scanAll(rows, err, scanTeam)
+}
+
+func (r sqliteReader) Project(ctx context.Context, id string) (Project, error) {
+	return scanProject(r.tx.QueryRowContext(ctx, projectSelect+` WHERE id = ?`, id))
+}
+
+func (r sqliteReader) Projects(ctx context.Context, teamID string) ([]Project, error) {
+	where, args := teamFilter("team_id", teamID)
+	rows, err := r.tx.QueryContext(ctx, projectSelect+where+` ORDER BY team_id, name`, args...)
+	return scanAll(rows, err, scanProject)
+}
+
+func (r sqliteReader) Token(ctx context.Context, id string) (Token, error) {
+	return scanToken(r.tx.QueryRowContext(ctx, tokenSelect+` WHERE id = ?`, id))
+}
+
+func (r sqliteReader) Tokens(ctx context.Context, teamID string) ([]Token, error) {
+	where, args := teamFilter("team_id", teamID)
+	rows, err := r.tx.QueryContext(ctx, tokenSelect+where+` ORDER BY created_at, id`, args...)
+	return scanAll(rows, err, scanToken)
+}
+
+func (r sqliteReader) AdminTokenCount(ctx context.Context) (int, error) {
+	var n int
+	if err := r.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE team_id IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count admin tokens: %w", err)
+	}
+	return n, nil
+}
+
+// sqliteTx writes and audits each change in the enclosing transaction.
+type sqliteTx struct {
+	sqliteReader
+	actor Actor
+	now   time.Time
+}
+
+// audit writes one record; before or after is nil for a create or a delete.
+func (t *sqliteTx) audit(ctx context.Context, action, kind, id, teamID string, before, after any) error {
+	b, err := jsonOrNull(before)
+	if err != nil {
+		return err
+	}
+	a, err := jsonOrNull(after)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO audit(at, actor_id, actor_team, action, kind, resource_id, team_id, request_id, before, after)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		fmtTime(t.now), t.actor.TokenID, t.actor.TeamID, action, kind, id, teamID, t.actor.RequestID, b, a)
+	if err != nil {
+		return fmt.Errorf("store: write audit for %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+func jsonOrNull(v any) (sql.NullString, error) {
+	if v == nil {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("store: encode audit value: %w", err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+// lookup loads the current row, reporting found=false rather than ErrNotFound.
+func lookup[T any](ctx context.Context, load func(context.Context, string) (T, error), id string) (old T, found bool, err error) {
+	old, err = load(ctx, id)
+	switch {
+	case err == nil:
+		return old, true, nil
+	case errors.Is(err, ErrNotFound):
+		return old, false, nil
+	default:
+		return old, false, err
+	}
+}
+
+// audited records a create (found=false) or an update of a row written with after.
+func audited[T any](ctx context.Context, t *sqliteTx, kind, id, teamID string, found bool, before, after T) error {
+	if found {
+		return t.audit(ctx, "update", kind, id, teamID, before, after)
+	}
+	return t.audit(ctx, "create", kind, id, teamID, nil, after)
+}
+
+// del deletes a row by id and audits it with its last state.
+func del[T any](ctx context.Context, t *sqliteTx, kind, table, id string, load func(context.Context, string) (T, error), teamOf func(T) string) error {
+	old, err := load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id); err != nil {
+		return constraint(kind, id, err)
+	}
+	return t.audit(ctx, "delete", kind, id, teamOf(old), old, nil)
+}
+
+func constraint(kind, id string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%s %s: name already in use: %w", kind, id, ErrConflict)
+		default:
+			// Foreign keys: RESTRICT on delete reports as a trigger, a missing parent as FOREIGNKEY.
+			return fmt.Errorf("%s %s: still referenced, or refers to something missing: %w", kind, id, ErrConflict)
+		}
+	}
+	return fmt.Errorf("store: write %s %s: %w", kind, id, err)
+}
+
+func (t *sqliteTx) PutTeam(ctx context.Context, v Team) (Team, error) {
+	old, found, err := lookup(ctx, t.Team, v.ID)
+	if err != nil {
+		return Team{}, err
+	}
+	v.CreatedAt, v.UpdatedAt = t.now, t.now
+	if found {
+		v.CreatedAt = old.CreatedAt
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO teams(id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET name = excluded.name, description = excluded.description, updated_at = excluded.updated_at`,
+		v.ID, v.Name, v.Description, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
+	if err != nil {
+		return Team{}, constraint("team", v.ID, err)
+	}
+	return v, audited(ctx, t, "team", v.ID, v.ID, found, old, v)
+}
+
+func (t *sqliteTx) DeleteTeam(ctx context.Context, id string) error {
+	return del(ctx, t, "team", "teams", id, t.Team, func(v Team) string { return v.ID })
+}
+
+// PutProject creates or updates a project; a project never moves to another team.
+func (t *sqliteTx) PutProject(ctx context.Context, v Project) (Project, error) {
+	old, found, err := lookup(ctx, t.Project, v.ID)
+	if err != nil {
+		return Project{}, err
+	}
+	v.CreatedAt, v.UpdatedAt = t.now, t.now
+	if found {
+		v.CreatedAt, v.TeamID = old.CreatedAt, old.TeamID
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO projects(id, team_id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET name = excluded.name, description = excluded.description, updated_at = excluded.updated_at`,
+		v.ID, v.TeamID, v.Name, v.Description, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
+	if err != nil {
+		return Project{}, constraint("project", v.ID, err)
+	}
+	return v, audited(ctx, t, "project", v.ID, v.TeamID, found, old, v)
+}
+
+func (t *sqliteTx) DeleteProject(ctx context.Context, id string) error {
+	return del(ctx, t, "project", "projects", id, t.Project, func(v Project) string { return v.TeamID })
+}
+
+// PutToken creates a token; tokens are immutable apart from their last use.
+func (t *sqliteTx) PutToken(ctx context.Context, v Token) (Token, error) {
+	v.CreatedAt = t.now
+	var team any
+	if v.TeamID != "" {
+		team = v.TeamID
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO tokens(id, team_id, name, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+		v.ID, team, v.Name, v.Hash, fmtTime(v.CreatedAt))
+	if err != nil {
+		return Token{}, constraint("token", v.ID, err)
+	}
+	return v, t.audit(ctx, "create", "token", v.ID, v.TeamID, nil, v)
+}
+
+func (t *sqliteTx) DeleteToken(ctx context.Context, id string) error {
+	return del(ctx, t, "token", "tokens", id, t.Token, func(v Token) string { return v.TeamID })
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// fmtTime writes fixed-width UTC times so that text order is time order.
+func fmtTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+var _ Store = (*SQLite)(nil)

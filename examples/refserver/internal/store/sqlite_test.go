@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func open(t *testing.T, dir string) *SQLite {
+	t.Helper()
+	s, err := OpenSQLite(context.Background(), dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestOpenAppliesMigrationsOnceWithWALAndForeignKeys(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	v, err := s.SchemaVersion(ctx)
+	require.NoError(t, err)
+	require.Equal(t, len(migrations)-1, v)
+
+	var mode string
+	require.NoError(t, s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
+	require.Equal(t, "wal", mode)
+	var fk int
+	require.NoError(t, s.db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
+	require.Equal(t, 1, fk)
+
+	require.NoError(t, s.Close())
+	again := open(t, dir)
+	var n int
+	require.NoError(t, again.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n))
+	require.Equal(t, len(migrations)-1, n, "reopening must not apply migrations twice")
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO schema_migrations(version, applied_at) VALUES (999, 'x')")
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = OpenSQLite(ctx, dir)
+	require.ErrorContains(t, err, "newer than this binary")
+}
+
+func TestChangesAreAuditedWithBeforeAndAfter(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	actor := Actor{TokenID: "tk_admin", RequestID: "req-1"}
+	require.NoError(t, s.Change(ctx, actor, func(tx Tx) error {
+		if _, err := tx.PutTeam(ctx, Team{ID: "tm_1", Name: "开发一组"}); err != nil {
+			return err
+		}
+		_, err := tx.PutProject(ctx, Project{ID: "pj_1", TeamID: "tm_1", Name: "核心经办"})
+		return err
+	}))
+	require.NoError(t, s.Change(ctx, actor, func(tx Tx) error {
+		_, err := tx.PutProject(ctx, Project{ID: "pj_1", TeamID: "tm_1", Name: "核心经办", Description: "v2"})
+		return err
+	}))
+	require.NoError(t, s.Change(ctx, actor, func(tx Tx) error { return tx.DeleteProject(ctx, "pj_1") }))
+
+	recs, err := s.Audit(ctx, AuditFilter{Kind: "project", ResourceID: "pj_1"})
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.Equal(t, []string{"delete", "update", "create"}, []string{recs[0].Action, recs[1].Action, recs[2].Action})
+	require.JSONEq(t, "null", string(recs[2].Before))
+	var after Project
+	require.NoError(t, json.Unmarshal(recs[1].After, &after))
+	require.Equal(t, "v2", after.Description)
+	var before Project
+	require.NoError(t, json.Unmarshal(recs[1].Before, &before))
+	require.Equal(t, "", before.Description)
+	require.Equal(t, "tm_1", recs[0].TeamID)
+	require.Equal(t, "req-1", recs[0].RequestID)
+	require.JSONEq(t, "null", string(recs[0].After))
+}
+
+func TestFailedChangeLeavesNothingBehind(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	require.NoError(t, s.Change(ctx, Actor{}, func(tx Tx) error {
+		_, err := tx.PutTeam(ctx, Team{ID: "tm_1", Name: "a"})
+		return err
+	}))
+	err := s.Change(ctx, Actor{}, func(tx Tx) error {
+		if _, err := tx.PutTeam(ctx, Team{ID: "tm_2", Name: "b"}); err != nil {
+			return err
+		}
+		_, err := tx.PutTeam(ctx, Team{ID: "tm_3", Name: "a"})
+		return err
+	})
+	require.ErrorIs(t, err, ErrConflict)
+	var teams []Team
+	require.NoError(t, s.View(ctx, func(r Reader) (err error) { teams, err = r.Teams(ctx, ""); return err }))
+	require.Len(t, teams, 1, "the whole change rolls back, the first put included")
+	recs, err := s.Audit(ctx, AuditFilter{})
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "no audit record for a change that did not happen")
+}
+
+func TestTeamWithProjectsCannotBeDeletedAndTokensGoWithTheTeam(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	require.NoError(t, s.Change(ctx, Actor{}, func(tx Tx) error {
+		if _, err := tx.PutTeam(ctx, Team{ID: "tm_1", Name: "a"}); err != nil {
+			return err
+		}
+		if _, err := tx.PutToken(ctx, Token{ID: "tk_1", TeamID: "tm_1", Name: "t", Hash: []byte("h")}); err != nil {
+			return err
+		}
+		_, err := tx.PutProject(ctx, Project{ID: "pj_1", TeamID: "tm_1", Name: "p"})
+		return err
+	}))
+	err := s.Change(ctx, Actor{}, func(tx Tx) error { return tx.DeleteTeam(ctx, "tm_1") })
+	require.ErrorIs(t, err, ErrConflict)
+
+	require.NoError(t, s.Change(ctx, Actor{}, func(tx Tx) error {
+		if err := tx.DeleteProject(ctx, "pj_1"); err != nil {
+			return err
+		}
+		return tx.DeleteTeam(ctx, "tm_1")
+	}))
+	_, err = s.TokenByHash(ctx, []byte("h"))
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestProjectNamesAreUniquePerTeamAndMissingTeamIsRejected(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	put := func(p Project) error {
+		return s.Change(ctx, Actor{}, func(tx Tx) error { _, err := tx.PutProject(ctx, p); return err })
+	}
+	require.NoError(t, s.Change(ctx, Actor{}, func(tx Tx) error {
+		for _, id := range []string{"tm_1", "tm_2"} {
+			if _, err := tx.PutTeam(ctx, Team{ID: id, Name: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, put(Project{ID: "pj_1", TeamID: "tm_1", Name: "核心经办"}))
+	require.NoError(t, put(Project{ID: "pj_2", TeamID: "tm_2", Name: "核心经办"}))
+	require.ErrorIs(t, put(Project{ID: "pj_3", TeamID: "tm_1", Name: "核心经办"}), ErrConflict)
+	require.ErrorIs(t, put(Project{ID: "pj_4", TeamID: "tm_nope", Name: "x"}), ErrConflict)
+	// A project never moves to another team, whatever the caller sends.
+	require.NoError(t, put(Project{ID: "pj_1", TeamID: "tm_2", Name: "renamed"}))
+	var p Project
+	require.NoError(t, s.View(ctx, func(r Reader) (err error) { p, err = r.Project(ctx, "pj_1"); return err }))
+	require.Equal(t, "tm_1", p.TeamID)
+}
+
+func TestAuditFiltersAndPages(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	for i, team := range []string{"tm_a", "tm_b", "tm_a", "tm_a"} {
+		require.NoError(t, s.Change(ctx, Actor{}, func(tx Tx) error {
+			if i < 2 {
+				_, err := tx.PutTeam(ctx, Team{ID: team, Name: team})
+				return err
+			}
+			_, err := tx.PutTeam(ctx, Team{ID: team, Name: team, Description: string(rune('0' + i))})
+			return err
+		}))
+	}
+	page1, err := s.Audit(ctx, AuditFilter{TeamID: "tm_a", Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, page1, 2)
+	page2, err := s.Audit(ctx, AuditFilter{TeamID: "tm_a", Limit: 2, BeforeID: page1[1].ID})
+	require.NoError(t, err)
+	require.Len(t, page2, 1)
+	require.Equal(t, "create", page2[0].Action)
+	for _, r := range append(page1, page2...) {
+		require.Equal(t, "tm_a", r.TeamID)
+	}
+	require.ErrorIs(t, s.View(ctx, func(r Reader) error { _, err := r.Team(ctx, "tm_zz"); return err }), ErrNotFound)
+}

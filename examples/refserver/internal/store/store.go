@@ -1,0 +1,134 @@
+// Package store keeps the reference server's state: teams, projects, API tokens and the
+// audit log. Store is the seam where PostgreSQL can follow the embedded SQLite store:
+// the API layer sees only this interface.
+//
+// Every change goes through Store.Change, which runs the mutation and writes its audit
+// record in one transaction, so there is never a change without its record or a record
+// without its change.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them so callers can map them with errors.Is.
+var (
+	// ErrNotFound: the resource does not exist (or is not visible to the caller).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness rule was broken (a team or project name already used).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Team is a tenant (开发团队): it owns projects and tokens, and sees nothing of other teams.
+type Team struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Project (项目) belongs to one team, e.g. 核心经办 or 公共服务.
+type Project struct {
+	ID          string    `json:"id"`
+	TeamID      string    `json:"team_id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Token is an API bearer token. Only the SHA-256 of its secret is stored. A token with an
+// empty TeamID is a platform admin token.
+type Token struct {
+	ID         string     `json:"id"`
+	TeamID     string     `json:"team_id,omitempty"`
+	Name       string     `json:"name"`
+	Hash       []byte     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// Admin reports whether the token belongs to the platform admin rather than a team.
+func (t Token) Admin() bool { return t.TeamID == "" }
+
+// AuditRecord says who changed what, when, and the resource before and after (JSON, null
+// for a create's before and a delete's after).
+type AuditRecord struct {
+	ID         int64           `json:"id"`
+	At         time.Time       `json:"at"`
+	ActorID    string          `json:"actor_id"`
+	ActorTeam  string          `json:"actor_team,omitempty"`
+	Action     string          `json:"action"`
+	Kind       string          `json:"kind"`
+	ResourceID string          `json:"resource_id"`
+	TeamID     string          `json:"team_id,omitempty"`
+	RequestID  string          `json:"request_id,omitempty"`
+	Before     json.RawMessage `json:"before"`
+	After      json.RawMessage `json:"after"`
+}
+
+// AuditFilter selects audit records; zero fields do not filter. Records come newest first.
+type AuditFilter struct {
+	TeamID     string
+	Kind       string
+	ResourceID string
+	Since      time.Time
+	Until      time.Time
+	// BeforeID pages: only records with an ID below it.
+	BeforeID int64
+	Limit    int
+}
+
+// Actor is who makes a change; it is written into the audit record.
+type Actor struct {
+	TokenID   string
+	TeamID    string
+	RequestID string
+}
+
+// Store is the persistence the reference server needs. Implementations must be safe for
+// concurrent use.
+type Store interface {
+	// Change runs fn in one write transaction; the audit records fn adds commit with it.
+	Change(ctx context.Context, actor Actor, fn func(Tx) error) error
+	// View runs fn in a read transaction.
+	View(ctx context.Context, fn func(Reader) error) error
+	// Audit lists audit records.
+	Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// TokenByHash finds a token by the SHA-256 of its secret.
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+	// TouchToken records that a token was used.
+	TouchToken(ctx context.Context, id string, at time.Time) error
+	// Ping checks the store answers.
+	Ping(ctx context.Context) error
+	// SchemaVersion is the last migration applied.
+	SchemaVersion(ctx context.Context) (int, error)
+	Close() error
+}
+
+// Reader reads within a transaction. List methods take a team ID; empty means all teams.
+type Reader interface {
+	Team(ctx context.Context, id string) (Team, error)
+	Teams(ctx context.Context, teamID string) ([]Team, error)
+	Project(ctx context.Context, id string) (Project, error)
+	Projects(ctx context.Context, teamID string) ([]Project, error)
+	Token(ctx context.Context, id string) (Token, error)
+	Tokens(ctx context.Context, teamID string) ([]Token, error)
+	// AdminTokenCount counts platform admin tokens, so the first start can create one.
+	AdminTokenCount(ctx context.Context) (int, error)
+}
+
+// Tx changes state. Each Put/Delete records an audit entry with the resource before and after.
+type Tx interface {
+	Reader
+	PutTeam(ctx context.Context, t Team) (Team, error)
+	DeleteTeam(ctx context.Context, id string) error
+	PutProject(ctx context.Context, p Project) (Project, error)
+	DeleteProject(ctx context.Context, id string) error
+	PutToken(ctx context.Context, t Token) (Token, error) // create only
+	DeleteToken(ctx context.Context, id string) error
+}

@@ -1,0 +1,122 @@
+// Package validate wraps go-playground/validator for shuanghuo's packages: fields are named
+// by their JSON (or YAML) keys, and every failure becomes a sentence a person can act on,
+// keyed by the field's path, ready for an API's {"error":{"fields":{...}}}.
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// New returns a validator that names fields by the given struct tag ("json" or "yaml"). Besides
+// the library's rules it knows "label", a display name without control characters or
+// surrounding spaces, and "listen_addr", a host:port to listen on (port 0: any free port).
+func New(tag string) *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	_ = v.RegisterValidation("label", label)
+	_ = v.RegisterValidation("listen_addr", listenAddr)
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name := strings.Split(f.Tag.Get(tag), ",")[0]
+		if name == "-" {
+			return ""
+		}
+		return name
+	})
+	return v
+}
+
+// label accepts a display name a person typed (Chinese included): no control characters
+// and no space at either end, so that names compare and print as they look.
+func label(fl validator.FieldLevel) bool {
+	s := fl.Field().String()
+	if strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// listenAddr accepts host:port where the host may be empty and the port 0 (any free port).
+func listenAddr(fl validator.FieldLevel) bool {
+	_, port, err := net.SplitHostPort(fl.Field().String())
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// Fields runs v on s and returns each failure by field path ("center.role"), without the
+// top-level struct's name; nil when s is valid. A non-validation error (s is not a struct)
+// is returned as err.
+func Fields(v *validator.Validate, s any) (map[string]string, error) {
+	err := v.Struct(s)
+	if err == nil {
+		return nil, nil
+	}
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	out := make(map[string]string, len(verrs))
+	for _, fe := range verrs {
+		path := fe.Namespace()
+		if i := strings.IndexByte(path, '.'); i >= 0 {
+			path = path[i+1:]
+		}
+		out[path] = Message(fe)
+	}
+	return out, nil
+}
+
+// Message turns one validator failure into a sentence.
+func Message(fe validator.FieldError) string {
+	got := fmt.Sprintf("%v", fe.Value())
+	sized := fe.Kind() == reflect.String || fe.Kind() == reflect.Slice || fe.Kind() == reflect.Map
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "oneof":
+		return fmt.Sprintf("must be one of %s, got %q", strings.ReplaceAll(fe.Param(), " ", ", "), got)
+	case "min", "gte":
+		if sized {
+			return fmt.Sprintf("must have at least %s characters or items", fe.Param())
+		}
+		return fmt.Sprintf("must be at least %s, got %s", fe.Param(), got)
+	case "max", "lte":
+		if sized {
+			return fmt.Sprintf("must have at most %s characters or items", fe.Param())
+		}
+		return fmt.Sprintf("must be at most %s, got %s", fe.Param(), got)
+	case "gt":
+		return fmt.Sprintf("must be greater than %s, got %s", fe.Param(), got)
+	case "hostname_port", "listen_addr":
+		return fmt.Sprintf("must be host:port, got %q", got)
+	case "hostname_rfc1123":
+		return fmt.Sprintf("must be a DNS name (letters, digits, '-'), got %q", got)
+	case "ip", "ipv4", "ipv6":
+		return fmt.Sprintf("must be an IP address, got %q", got)
+	case "cidr":
+		return fmt.Sprintf("must be a CIDR prefix such as 10.0.0.0/8, got %q", got)
+	case "url", "http_url":
+		return fmt.Sprintf("must be a URL, got %q", got)
+	case "label":
+		return "must not start or end with spaces or hold control characters"
+	case "printascii":
+		return "must be printable ASCII"
+	default:
+		return fmt.Sprintf("failed the %q rule, got %q", fe.Tag(), got)
+	}
+}
