@@ -1,0 +1,42 @@
+package validate
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type listener struct {
+	Name   string `json:"name" validate:"required,label,max=8"`
+	Listen string `json:"listen" validate:"listen_addr"`
+	Inner  struct {
+		Weight int `json:"weight" validate:"min=1"`
+	} `json:"inner"`
+}
+
+func TestFieldsAreNamedByTagAndPath(t *testing.T) {
+	var l listener
+	l.Name, l.Listen = " 门诊", "127.0.0.1:99999"
+	fields, err := Fields(New("json"), l)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{
+		"name":         "must not start or end with spaces or hold control characters",
+		"listen":       `must be host:port, got "127.0.0.1:99999"`,
+		"inner.weight": "must be at least 1, got 0",
+	}, fields)
+}
+
+func TestValidValuesPass(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", ":8080", "[::1]:53", "localhost:65535"} {
+		l := listener{Name: "门诊结算", Listen: addr}
+		l.Inner.Weight = 1
+		fields, err := Fields(New("json"), l)
+		require.NoError(t, err)
+		require.Nil(t, fields, addr)
+	}
+}
+
+func TestNotAStruct(t *testing.T) {
+	_, err := Fields(New("json"), 5)
+	require.Error(t, err)
+}
