@@ -36,6 +36,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// Registry receives the API's metrics and is served at /metrics. Nil means a new one.
 	Registry *prometheus.Registry
+	// Capabilities are the capability packages' resources this server manages.
+	Capabilities []Capability
 }
 
 // Server is the HTTP handler of one center.
@@ -50,6 +52,8 @@ type Server struct {
 	ready     atomic.Bool
 	handler   http.Handler
 	touched   touchCache
+	// capabilities are mounted in routes, from Options.Capabilities.
+	capabilities []*capabilityRoutes
 }
 
 // New builds the API. It serves /readyz as not ready until SetReady(true).
@@ -73,7 +77,7 @@ func New(o Options) *Server {
 		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s.metrics = newMetrics(s.registry)
-	s.handler = s.routes()
+	s.handler = s.routes(o.Capabilities)
 	return s
 }
 
@@ -84,7 +88,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // stop sending new work before the listener closes.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes(capabilities []Capability) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -115,6 +119,10 @@ func (s *Server) routes() http.Handler {
 	api("DELETE /api/v1/tokens/{id}", s.deleteToken)
 
 	api("GET /api/v1/audit", s.listAudit)
+
+	for _, c := range capabilities {
+		s.mount(api, c)
+	}
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, noRoute(mux, r))

@@ -59,6 +59,23 @@ CREATE TABLE audit (
 CREATE INDEX audit_team ON audit(team_id, id);
 CREATE INDEX audit_resource ON audit(kind, resource_id, id);
 `,
+	2: `
+CREATE TABLE resources (
+	kind            TEXT NOT NULL,
+	id              TEXT NOT NULL,
+	team_id         TEXT NOT NULL REFERENCES teams(id) ON DELETE RESTRICT,
+	name            TEXT NOT NULL,
+	spec            TEXT NOT NULL,
+	revision        INTEGER NOT NULL,
+	pushed_revision INTEGER NOT NULL DEFAULT 0,
+	pushed_spec     TEXT,
+	pushed_at       TEXT,
+	created_at      TEXT NOT NULL,
+	updated_at      TEXT NOT NULL,
+	PRIMARY KEY (kind, id),
+	UNIQUE (kind, team_id, name)
+);
+`,
 }
 
 // SQLite is the embedded store: one database file in WAL mode with foreign keys on.
@@ -244,9 +261,10 @@ func nullJSON(s sql.NullString) json.RawMessage {
 type sqliteReader struct{ tx *sql.Tx }
 
 const (
-	teamSelect    = `SELECT id, name, description, created_at, updated_at FROM teams`
-	projectSelect = `SELECT id, team_id, name, description, created_at, updated_at FROM projects`
-	tokenSelect   = `SELECT id, COALESCE(team_id, ''), name, hash, created_at, last_used_at FROM tokens`
+	teamSelect     = `SELECT id, name, description, created_at, updated_at FROM teams`
+	projectSelect  = `SELECT id, team_id, name, description, created_at, updated_at FROM projects`
+	resourceSelect = `SELECT kind, id, team_id, name, spec, revision, pushed_revision, pushed_spec, pushed_at, created_at, updated_at FROM resources`
+	tokenSelect    = `SELECT id, COALESCE(team_id, ''), name, hash, created_at, last_used_at FROM tokens`
 )
 
 type scanner interface{ Scan(...any) error }
@@ -284,6 +302,25 @@ func scanToken(row scanner) (Token, error) {
 		t.LastUsedAt = &at
 	}
 	return t, nil
+}
+
+func scanResource(row scanner) (Resource, error) {
+	var r Resource
+	var spec, c, u string
+	var pushed, pushedSpec sql.NullString
+	if err := row.Scan(&r.Kind, &r.ID, &r.TeamID, &r.Name, &spec, &r.Revision, &r.PushedRevision, &pushedSpec, &pushed, &c, &u); err != nil {
+		return Resource{}, notFound("resource", err)
+	}
+	r.Spec = json.RawMessage(spec)
+	if pushedSpec.Valid {
+		r.PushedSpec = json.RawMessage(pushedSpec.String)
+	}
+	r.CreatedAt, r.UpdatedAt = parseTime(c), parseTime(u)
+	if pushed.Valid {
+		at := parseTime(pushed.String)
+		r.PushedAt = &at
+	}
+	return r, nil
 }
 
 func notFound(kind string, err error) error {
@@ -345,6 +382,23 @@ func (r sqliteReader) Tokens(ctx context.Context, teamID string) ([]Token, error
 	where, args := teamFilter("team_id", teamID)
 	rows, err := r.tx.QueryContext(ctx, tokenSelect+where+` ORDER BY created_at, id`, args...)
 	return scanAll(rows, err, scanToken)
+}
+
+func (r sqliteReader) Resource(ctx context.Context, kind, id string) (Resource, error) {
+	res, err := scanResource(r.tx.QueryRowContext(ctx, resourceSelect+` WHERE kind = ? AND id = ?`, kind, id))
+	if errors.Is(err, ErrNotFound) {
+		return res, fmt.Errorf("%s: %w", kind, ErrNotFound)
+	}
+	return res, err
+}
+
+func (r sqliteReader) Resources(ctx context.Context, kind, teamID string) ([]Resource, error) {
+	q, args := resourceSelect+` WHERE kind = ?`, []any{kind}
+	if teamID != "" {
+		q, args = q+` AND team_id = ?`, append(args, teamID)
+	}
+	rows, err := r.tx.QueryContext(ctx, q+` ORDER BY team_id, name`, args...)
+	return scanAll(rows, err, scanResource)
 }
 
 func (r sqliteReader) AdminTokenCount(ctx context.Context) (int, error) {
@@ -501,6 +555,53 @@ func (t *sqliteTx) PutToken(ctx context.Context, v Token) (Token, error) {
 
 func (t *sqliteTx) DeleteToken(ctx context.Context, id string) error {
 	return del(ctx, t, "token", "tokens", id, t.Token, func(v Token) string { return v.TeamID })
+}
+
+func (t *sqliteTx) PutResource(ctx context.Context, v Resource) (Resource, error) {
+	old, found, err := lookup(ctx, func(ctx context.Context, id string) (Resource, error) { return t.Resource(ctx, v.Kind, id) }, v.ID)
+	if err != nil {
+		return Resource{}, err
+	}
+	v.CreatedAt, v.UpdatedAt, v.Revision, v.PushedRevision, v.PushedSpec, v.PushedAt = t.now, t.now, 1, 0, nil, nil
+	if found {
+		v.CreatedAt, v.TeamID, v.Revision = old.CreatedAt, old.TeamID, old.Revision+1
+		v.PushedRevision, v.PushedSpec, v.PushedAt = old.PushedRevision, old.PushedSpec, old.PushedAt
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO resources(kind, id, team_id, name, spec, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(kind, id) DO UPDATE SET name = excluded.name, spec = excluded.spec, revision = excluded.revision, updated_at = excluded.updated_at`,
+		v.Kind, v.ID, v.TeamID, v.Name, string(v.Spec), v.Revision, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
+	if err != nil {
+		return Resource{}, constraint(v.Kind, v.ID, err)
+	}
+	return v, audited(ctx, t, v.Kind, v.ID, v.TeamID, found, old, v)
+}
+
+func (t *sqliteTx) MarkPushed(ctx context.Context, kind, id string, rev int64) error {
+	old, err := t.Resource(ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	if rev != old.Revision {
+		return fmt.Errorf("%s %s: revision %d was pushed but %d is current: %w", kind, id, rev, old.Revision, ErrConflict)
+	}
+	if _, err := t.tx.ExecContext(ctx, `UPDATE resources SET pushed_revision = ?, pushed_spec = spec, pushed_at = ? WHERE kind = ? AND id = ?`,
+		rev, fmtTime(t.now), kind, id); err != nil {
+		return fmt.Errorf("store: mark %s %s pushed: %w", kind, id, err)
+	}
+	after := old
+	after.PushedRevision, after.PushedSpec, after.PushedAt = rev, old.Spec, &t.now
+	return t.audit(ctx, "push", kind, id, old.TeamID, old, after)
+}
+
+func (t *sqliteTx) DeleteResource(ctx context.Context, kind, id string) error {
+	old, err := t.Resource(ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM resources WHERE kind = ? AND id = ?`, kind, id); err != nil {
+		return constraint(kind, id, err)
+	}
+	return t.audit(ctx, "delete", kind, id, old.TeamID, old, nil)
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"

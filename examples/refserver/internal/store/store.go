@@ -55,6 +55,26 @@ type Token struct {
 // Admin reports whether the token belongs to the platform admin rather than a team.
 func (t Token) Admin() bool { return t.TeamID == "" }
 
+// Resource is a capability's configuration document (a balancer, a DNS zone, a DR group):
+// the refserver stores it as JSON and pushes it (下发) to the data plane, which validates it
+// with the capability package's own rules. Names are unique per kind and team.
+type Resource struct {
+	Kind   string          `json:"kind"`
+	ID     string          `json:"id"`
+	TeamID string          `json:"team_id"`
+	Name   string          `json:"name"`
+	Spec   json.RawMessage `json:"spec"`
+	// Revision counts saved changes, from 1.
+	Revision int64 `json:"revision"`
+	// PushedRevision is the revision last pushed to the data plane, 0 if never, and
+	// PushedSpec its spec: what the data plane runs, and what a restart pushes again.
+	PushedRevision int64           `json:"pushed_revision"`
+	PushedSpec     json.RawMessage `json:"pushed_spec,omitempty"`
+	PushedAt       *time.Time      `json:"pushed_at,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
 // AuditRecord says who changed what, when, and the resource before and after (JSON, null
 // for a create's before and a delete's after).
 type AuditRecord struct {
@@ -118,6 +138,9 @@ type Reader interface {
 	Projects(ctx context.Context, teamID string) ([]Project, error)
 	Token(ctx context.Context, id string) (Token, error)
 	Tokens(ctx context.Context, teamID string) ([]Token, error)
+	Resource(ctx context.Context, kind, id string) (Resource, error)
+	// Resources lists a kind's resources, of one team or (teamID "") of all.
+	Resources(ctx context.Context, kind, teamID string) ([]Resource, error)
 	// AdminTokenCount counts platform admin tokens, so the first start can create one.
 	AdminTokenCount(ctx context.Context) (int, error)
 }
@@ -131,4 +154,11 @@ type Tx interface {
 	DeleteProject(ctx context.Context, id string) error
 	PutToken(ctx context.Context, t Token) (Token, error) // create only
 	DeleteToken(ctx context.Context, id string) error
+	// PutResource creates or updates a resource; an update bumps its revision. Its team
+	// never changes.
+	PutResource(ctx context.Context, r Resource) (Resource, error)
+	// MarkPushed records that revision rev, which must be the current one, was pushed to
+	// the data plane, audited as a "push" of the resource.
+	MarkPushed(ctx context.Context, kind, id string, rev int64) error
+	DeleteResource(ctx context.Context, kind, id string) error
 }

@@ -1,0 +1,322 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+)
+
+// Capability plugs one kind of a capability package's configuration (a balancer, a DNS
+// zone, a DR group) into the API as a team-owned resource that is saved, then pushed (下发):
+//
+//	GET    /api/v1/{path}             list
+//	POST   /api/v1/{path}             create: {"team_id": "...", "spec": {...}}
+//	GET    /api/v1/{path}/{id}        read, with the revision saved and the one pushed
+//	PUT    /api/v1/{path}/{id}        save a new revision: {"spec": {...}}
+//	DELETE /api/v1/{path}/{id}        remove from the data plane, then delete
+//	POST   /api/v1/{path}/{id}/push   apply the current revision to the data plane
+//	GET    /api/v1/{path}/{id}/status the data plane's view of it
+//
+// The server never reaches into a data-plane object except through Plane: the spec goes in,
+// status comes out. That keeps the seam where a later agent mode receives pushes over the
+// network instead.
+type Capability struct {
+	// Kind names the resource in the store and the audit log, e.g. "balancer".
+	Kind string
+	// Path is the collection's URL segment, e.g. "balancers".
+	Path string
+	// IDPrefix starts new resource IDs, e.g. "lb".
+	IDPrefix string
+	// Check decodes spec strictly (no unknown fields) with the capability package's own
+	// types and validation, and returns the resource's name. Invalid specs return an
+	// InvalidSpec, keyed by field path inside the spec.
+	Check func(spec json.RawMessage) (name string, err error)
+	// Plane runs pushed specs. Nil means the capability stores configuration only.
+	Plane Plane
+}
+
+// Plane is a capability's data plane as the API sees it. Calls for one capability are
+// serialized by the API.
+type Plane interface {
+	// Push applies r.Spec, replacing what runs for r.ID. A rejected spec (InvalidSpec)
+	// leaves the running one untouched.
+	Push(ctx context.Context, r store.Resource) error
+	// Remove stops whatever runs for r.ID; removing what does not run is not an error.
+	Remove(ctx context.Context, r store.Resource) error
+	// Status reports the data plane's state of r.ID as JSON-encodable data.
+	Status(ctx context.Context, r store.Resource) (any, error)
+}
+
+// InvalidSpec is a spec's field errors, keyed by path inside the spec ("listeners[0].port").
+type InvalidSpec map[string]string
+
+func (e InvalidSpec) Error() string { return fmt.Sprintf("invalid spec: %d field(s)", len(e)) }
+
+// asFieldError prefixes an InvalidSpec's paths with "spec." for the error envelope.
+func asFieldError(err error) error {
+	var inv InvalidSpec
+	if !errors.As(err, &inv) {
+		return err
+	}
+	fields := make(map[string]string, len(inv))
+	for k, v := range inv {
+		fields["spec."+k] = v
+	}
+	return fieldError(fields)
+}
+
+type resourceCreate struct {
+	TeamID string          `json:"team_id" validate:"max=64"`
+	Spec   json.RawMessage `json:"spec" validate:"required"`
+}
+
+type resourceUpdate struct {
+	Spec json.RawMessage `json:"spec" validate:"required"`
+}
+
+type pushRequest struct {
+	// Revision, when set, pushes only if it is still the current revision.
+	Revision int64 `json:"revision" validate:"min=0"`
+}
+
+// capabilityRoutes serves one capability; mu serializes its changes and pushes so that the
+// revision marked pushed is the revision the data plane runs.
+type capabilityRoutes struct {
+	s  *Server
+	c  Capability
+	mu sync.Mutex
+}
+
+func (s *Server) mount(api func(string, func(http.ResponseWriter, *http.Request) error), c Capability) {
+	cr := &capabilityRoutes{s: s, c: c}
+	base := "/api/v1/" + c.Path
+	api("GET "+base, cr.list)
+	api("POST "+base, cr.create)
+	api("GET "+base+"/{id}", cr.get)
+	api("PUT "+base+"/{id}", cr.update)
+	api("DELETE "+base+"/{id}", cr.remove)
+	api("POST "+base+"/{id}/push", cr.push)
+	api("GET "+base+"/{id}/status", cr.status)
+	s.capabilities = append(s.capabilities, cr)
+}
+
+func (cr *capabilityRoutes) check(spec json.RawMessage) (string, error) {
+	name, err := cr.c.Check(spec)
+	if err != nil {
+		var inv InvalidSpec
+		if errors.As(err, &inv) {
+			return "", asFieldError(err)
+		}
+		return "", fieldError(map[string]string{"spec": err.Error()})
+	}
+	return name, nil
+}
+
+// load reads a resource the caller may see.
+func (cr *capabilityRoutes) load(r *http.Request, tx store.Reader) (store.Resource, error) {
+	res, err := tx.Resource(r.Context(), cr.c.Kind, r.PathValue("id"))
+	if err != nil {
+		return res, err
+	}
+	return res, visible(r, cr.c.Kind, res.TeamID)
+}
+
+func (cr *capabilityRoutes) list(w http.ResponseWriter, r *http.Request) error {
+	var out []store.Resource
+	err := cr.s.store.View(r.Context(), func(tx store.Reader) (err error) {
+		out, err = tx.Resources(r.Context(), cr.c.Kind, scope(r))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list[store.Resource]{out})
+	return nil
+}
+
+func (cr *capabilityRoutes) get(w http.ResponseWriter, r *http.Request) error {
+	var out store.Resource
+	err := cr.s.store.View(r.Context(), func(tx store.Reader) (err error) {
+		out, err = cr.load(r, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error {
+	var in resourceCreate
+	if err := cr.s.decode(w, r, &in); err != nil {
+		return err
+	}
+	name, err := cr.check(in.Spec)
+	if err != nil {
+		return err
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	var out store.Resource
+	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+		team, err := ownTeam(r, tx, in.TeamID, true)
+		if err != nil {
+			return err
+		}
+		out, err = tx.PutResource(r.Context(), store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, Name: name, Spec: in.Spec})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error {
+	var in resourceUpdate
+	if err := cr.s.decode(w, r, &in); err != nil {
+		return err
+	}
+	name, err := cr.check(in.Spec)
+	if err != nil {
+		return err
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	var out store.Resource
+	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+		res, err := cr.load(r, tx)
+		if err != nil {
+			return err
+		}
+		res.Name, res.Spec = name, in.Spec
+		out, err = tx.PutResource(r.Context(), res)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (cr *capabilityRoutes) remove(w http.ResponseWriter, r *http.Request) error {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+		res, err := cr.load(r, tx)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteResource(r.Context(), cr.c.Kind, res.ID); err != nil {
+			return err
+		}
+		// Removed from the data plane inside the transaction: if that fails, the resource
+		// stays, and the operator can retry.
+		if cr.c.Plane != nil && res.PushedRevision > 0 {
+			if err := cr.c.Plane.Remove(r.Context(), res); err != nil {
+				return fmt.Errorf("api: remove %s %s from the data plane: %w", cr.c.Kind, res.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (cr *capabilityRoutes) push(w http.ResponseWriter, r *http.Request) error {
+	if cr.c.Plane == nil {
+		return newError(http.StatusConflict, codeConflict, "%s has no data plane in this server; nothing to push to", cr.c.Kind)
+	}
+	var in pushRequest
+	if r.ContentLength != 0 {
+		if err := cr.s.decode(w, r, &in); err != nil {
+			return err
+		}
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	var out store.Resource
+	err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+		res, err := cr.load(r, tx)
+		if err != nil {
+			return err
+		}
+		if in.Revision != 0 && in.Revision != res.Revision {
+			return newError(http.StatusConflict, codeConflict, "revision %d was asked for but %d is current", in.Revision, res.Revision)
+		}
+		if err := cr.c.Plane.Push(r.Context(), res); err != nil {
+			return asFieldError(err)
+		}
+		if err := tx.MarkPushed(r.Context(), cr.c.Kind, res.ID, res.Revision); err != nil {
+			return err
+		}
+		out, err = tx.Resource(r.Context(), cr.c.Kind, res.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (cr *capabilityRoutes) status(w http.ResponseWriter, r *http.Request) error {
+	if cr.c.Plane == nil {
+		return newError(http.StatusConflict, codeConflict, "%s has no data plane in this server", cr.c.Kind)
+	}
+	var res store.Resource
+	err := cr.s.store.View(r.Context(), func(tx store.Reader) (err error) {
+		res, err = cr.load(r, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	st, err := cr.c.Plane.Status(r.Context(), res)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// RestorePlanes pushes again, after a restart, every resource's last pushed spec, so the data
+// plane runs what it ran before. Errors are collected; one bad resource does not stop the rest.
+func (s *Server) RestorePlanes(ctx context.Context) error {
+	var errs []error
+	for _, cr := range s.capabilities {
+		if cr.c.Plane == nil {
+			continue
+		}
+		var all []store.Resource
+		err := s.store.View(ctx, func(tx store.Reader) (err error) {
+			all, err = tx.Resources(ctx, cr.c.Kind, "")
+			return err
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, res := range all {
+			if res.PushedRevision == 0 {
+				continue
+			}
+			res.Spec, res.Revision = res.PushedSpec, res.PushedRevision
+			if err := cr.c.Plane.Push(ctx, res); err != nil {
+				errs = append(errs, fmt.Errorf("api: restore %s %s revision %d: %w", cr.c.Kind, res.ID, res.Revision, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
