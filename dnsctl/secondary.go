@@ -143,8 +143,9 @@ func (s *Server) transferIn(ctx context.Context, origin string) (err error) {
 	return nil
 }
 
-// transferSource is the local address for transfers: the host we listen on,
-// when it is a specific one, so an address-based ACL on the primary sees it.
+// transferSource is the address our transfer requests and NOTIFYs come from: the IP we
+// listen on, so that the other side can recognise us by address; nil when we listen on
+// every address.
 func (s *Server) transferSource() net.Addr {
 	ip := hostIP(s.cfg.UDPAddr)
 	if !ip.IsValid() || ip.IsUnspecified() {

@@ -209,7 +209,12 @@ func (s *Server) notify(ctx context.Context, sec Secondary, soa *dns.SOA) error 
 	m := new(dns.Msg)
 	m.SetNotify(soa.Hdr.Name)
 	m.Answer = []dns.RR{soa}
+	// Sent from our own listen address, as BIND's notify-source: a secondary accepts a
+	// NOTIFY only from the primary's address.
 	c := &dns.Client{Net: "udp", TsigSecret: s.tsig}
+	if src := s.transferSource(); src != nil {
+		c.Dialer = &net.Dialer{LocalAddr: &net.UDPAddr{IP: src.(*net.TCPAddr).IP}}
+	}
 	var err error
 	for attempt := range notifyAttempts {
 		if attempt > 0 {

@@ -1,38 +1,47 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/center"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
-	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
 
-// demoCenter is one center of the demo: where it listens and what it is called in the seed.
-type demoCenter struct {
-	name, role, seedName, listen string
-}
+// The demo is the seed's two-center platform on loopback: center A (生产中心, primary) and
+// center B (灾备中心, standby), each a reference server with its own store, seeded through
+// the REST API as an operator would.
 
 // demoTeam and demoProjects are the seed's: one development team (a tenant) with the
 // medical-insurance projects 核心经办 (core handling) and 公共服务 (public service).
-const demoTeam = "医保开发团队"
+const (
+	demoTeam = "医保开发团队"
+	demoZone = "ybj.internal."
+)
 
 var demoProjects = []struct{ name, description string }{
 	{"核心经办", "core handling: settlement, enrollment, fund accounts"},
 	{"公共服务", "public service: the citizens' and hospitals' portal"},
 }
 
-// seeded is what the demo prints for a center.
-type seeded struct {
-	url, adminToken, teamToken string
+type demoCenter struct {
+	name, role, seedName string
+	cfg                  config.Config
+	adminToken           string
+	teamToken            string
+	url                  string
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,10 +49,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	a := fs.String("a", "127.0.0.11:8080", "center A's (生产中心, primary) API `address`")
 	b := fs.String("b", "127.0.0.12:8080", "center B's (灾备中心, standby) API `address`")
+	aDNS := fs.String("a-dns", "127.0.0.11:1053", "center A's DNS server `address`")
+	bDNS := fs.String("b-dns", "127.0.0.12:1053", "center B's DNS server `address` (a secondary of A's)")
 	dir := fs.String("data-dir", "", "`directory` for both centers' stores; default a fresh temporary one, removed on exit")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: refserver demo [flags]\n\nStarts center A and center B in one process, each with its own store, seeded with a demo team\nand the seed's projects, and prints where to look.\n\nflags:\n")
+		fmt.Fprint(stderr, "usage: refserver demo [flags]\n\nStarts center A and center B in one process, each with its own store, seeded with a demo team,\nthe seed's projects and an internal DNS zone, and prints where to look.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -57,71 +68,160 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
-	centers := []demoCenter{
-		{name: "a", role: "primary", seedName: "生产中心", listen: *a},
-		{name: "b", role: "standby", seedName: "灾备中心", listen: *b},
+	centers := []*demoCenter{
+		{name: "a", role: "primary", seedName: "生产中心"},
+		{name: "b", role: "standby", seedName: "灾备中心"},
+	}
+	for i, dc := range centers {
+		cfg := config.Default()
+		cfg.Center = config.Center{Name: dc.name, Role: dc.role}
+		cfg.Listen = []string{*a, *b}[i]
+		cfg.DataDir = filepath.Join(*dir, dc.name)
+		cfg.LogLevel = *logLevel
+		cfg.DNS.Listen = []string{*aDNS, *bDNS}[i]
+		dc.cfg = cfg
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg   sync.WaitGroup
-		errs = make([]error, len(centers))
-		out  = make([]seeded, len(centers))
+		mu   sync.Mutex
+		errs []error
 	)
+	fail := func(err error) error {
+		cancel()
+		wg.Wait()
+		return errors.Join(append(errs, err)...)
+	}
 	for i, dc := range centers {
-		cfg := config.Default()
-		cfg.Center = config.Center{Name: dc.name, Role: dc.role}
-		cfg.Listen = dc.listen
-		cfg.DataDir = filepath.Join(*dir, dc.name)
-		cfg.LogLevel = *logLevel
-		adminToken := api.NewTokenSecret()
-		c, err := center.Open(ctx, cfg, center.Options{Logger: newLogger(stderr, cfg), AdminToken: adminToken})
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("demo: center %s: %w", dc.name, err)
+		// B's DNS is a secondary of A's: it transfers the zone A serves and follows its
+		// NOTIFYs, and keeps answering if A is lost. A is started (and seeded) first.
+		if i == 0 {
+			dc.cfg.DNS.Secondaries = []string{centers[1].cfg.DNS.Listen}
+		} else {
+			dc.cfg.DNS.Primary = centers[0].cfg.DNS.Listen
+			dc.cfg.DNS.PrimaryZones = []string{demoZone}
 		}
-		teamToken, err := seedDemo(ctx, c.Store())
+		dc.adminToken = api.NewTokenSecret()
+		c, err := center.Open(ctx, dc.cfg, center.Options{Logger: newLogger(stderr, dc.cfg), AdminToken: dc.adminToken})
 		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("demo: seed center %s: %w", dc.name, err)
+			return fail(fmt.Errorf("demo: center %s: %w", dc.name, err))
 		}
-		out[i] = seeded{url: c.URL(), adminToken: adminToken, teamToken: teamToken}
+		dc.url = c.URL()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = c.Serve(ctx); errs[i] != nil {
+			if err := c.Serve(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 				cancel()
 			}
 		}()
+		if err := seedDemo(ctx, dc, i == 0); err != nil {
+			return fail(fmt.Errorf("demo: seed center %s: %w", dc.name, err))
+		}
 	}
 	fmt.Fprintln(stdout, "shuanghuo demo: two centers on loopback (Ctrl-C stops both)")
-	for i, dc := range centers {
-		fmt.Fprintf(stdout, "\ncenter %s — %s (%s)\n  API:         %s/api/v1\n  admin token: %s\n  team token:  %s (team %s)\n",
-			dc.name, dc.seedName, dc.role, out[i].url, out[i].adminToken, out[i].teamToken, demoTeam)
+	for _, dc := range centers {
+		fmt.Fprintf(stdout, "\ncenter %s — %s (%s)\n  API:         %s/api/v1\n  DNS:         %s\n  admin token: %s\n  team token:  %s (team %s)\n",
+			dc.name, dc.seedName, dc.role, dc.url, dc.cfg.DNS.Listen, dc.adminToken, dc.teamToken, demoTeam)
 	}
-	fmt.Fprintf(stdout, "\ntry:\n  curl -H 'Authorization: Bearer %s' %s/api/v1/projects\n  curl %s/metrics\n",
-		out[0].teamToken, out[0].url, out[0].url)
+	ca, cb := centers[0], centers[1]
+	host, port := splitHostPort(ca.cfg.DNS.Listen)
+	bhost, bport := splitHostPort(cb.cfg.DNS.Listen)
+	fmt.Fprintf(stdout, `
+try:
+  curl -H 'Authorization: Bearer %[1]s' %[2]s/api/v1/projects
+  dig @%[3]s -p %[4]s +short api.%[5]s          # center A's address
+  curl -X POST -H 'Authorization: Bearer %[6]s' -H 'Content-Type: application/json' \
+       -d '{"to":"b"}' %[2]s/api/v1/zones/switch     # switch every name to center B
+  dig @%[7]s -p %[8]s +short api.%[5]s          # B's copy follows A within a second
+  curl %[2]s/metrics
+`, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport)
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// seedDemo creates the demo team, its projects and a team token, and returns the token.
-func seedDemo(ctx context.Context, st store.Store) (string, error) {
-	secret := api.NewTokenSecret()
-	err := st.Change(ctx, store.Actor{TokenID: "demo"}, func(tx store.Tx) error {
-		team, err := tx.PutTeam(ctx, store.Team{ID: api.NewID("tm"), Name: demoTeam, Description: "demo tenant: one vendor's development team"})
+// seedDemo creates, through the API, the demo team, its projects and a team token, and on the
+// primary the internal DNS zone whose names answer per center.
+func seedDemo(ctx context.Context, dc *demoCenter, primary bool) error {
+	admin := apiClient{base: dc.url, token: dc.adminToken}
+	var team struct{ ID string }
+	if err := admin.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": demoTeam, "description": "demo tenant: one vendor's development team"}, &team); err != nil {
+		return err
+	}
+	for _, p := range demoProjects {
+		if err := admin.call(ctx, "POST", "/api/v1/projects", map[string]string{"team_id": team.ID, "name": p.name, "description": p.description}, nil); err != nil {
+			return err
+		}
+	}
+	var tok struct{ Secret string }
+	if err := admin.call(ctx, "POST", "/api/v1/tokens", map[string]string{"team_id": team.ID, "name": "demo team token"}, &tok); err != nil {
+		return err
+	}
+	dc.teamToken = tok.Secret
+	if !primary {
+		return nil
+	}
+	perCenter := func(name string) map[string]any {
+		return map[string]any{"name": name, "type": "A", "active": "a",
+			"centers": map[string][]string{"a": {"127.0.0.11"}, "b": {"127.0.0.12"}}}
+	}
+	zone := map[string]any{"origin": demoZone, "ttl": 5, "record_sets": []any{
+		perCenter("api"), perCenter("console"),
+		map[string]any{"name": "redis", "type": "CNAME", "data": []string{"api"}},
+	}}
+	var z struct{ ID string }
+	if err := admin.call(ctx, "POST", "/api/v1/zones", map[string]any{"team_id": team.ID, "spec": zone}, &z); err != nil {
+		return err
+	}
+	return admin.call(ctx, "POST", "/api/v1/zones/"+z.ID+"/push", nil, nil)
+}
+
+// apiClient calls a center's REST API as an operator's script would.
+type apiClient struct {
+	base, token string
+}
+
+func (c apiClient) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		for _, p := range demoProjects {
-			if _, err := tx.PutProject(ctx, store.Project{ID: api.NewID("pj"), TeamID: team.ID, Name: p.name, Description: p.description}); err != nil {
-				return err
-			}
-		}
-		_, err = tx.PutToken(ctx, store.Token{ID: api.NewID("tk"), TeamID: team.ID, Name: "demo team token", Hash: api.HashToken(secret)})
+		body = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
 		return err
-	})
-	return secret, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, string) {
+	host, port, _ := net.SplitHostPort(addr)
+	return host, port
 }

@@ -6,14 +6,41 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
+
+// freeUDP returns host:port with a UDP port that was free a moment ago.
+func freeUDP(t *testing.T, host string) string {
+	c, err := net.ListenPacket("udp", host+":0")
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// lookup asks server for name's A record and returns the first address, or "".
+func lookup(t *testing.T, server, name string) string {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	c := &dns.Client{Timeout: time.Second}
+	in, _, err := c.Exchange(m, server)
+	if err != nil || len(in.Answer) == 0 {
+		return ""
+	}
+	for _, rr := range in.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			return a.A.String()
+		}
+	}
+	return ""
+}
 
 func TestHelpAndBadConfig(t *testing.T) {
 	var stderr bytes.Buffer
@@ -33,18 +60,23 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	out, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0"}, w, io.Discard)
+		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
+			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12")}, w, io.Discard)
 		w.Close()
 	}()
-	type seen struct{ url, admin, team string }
+	type seen struct{ url, dns, admin, team string }
 	var centers []seen
 	api := regexp.MustCompile(`API:\s+(\S+)/api/v1`)
+	dnsAddr := regexp.MustCompile(`DNS:\s+(\S+)`)
 	tok := regexp.MustCompile(`(admin|team) token:\s+(shk_\S+)`)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && (len(centers) < 2 || centers[1].team == "") {
 		line := sc.Text()
 		if m := api.FindStringSubmatch(line); m != nil {
 			centers = append(centers, seen{url: m[1]})
+		}
+		if m := dnsAddr.FindStringSubmatch(line); m != nil {
+			centers[len(centers)-1].dns = m[1]
 		}
 		if m := tok.FindStringSubmatch(line); m != nil {
 			if m[1] == "admin" {
@@ -80,6 +112,24 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	}
 	status, _ := get(centers[1].url+"/api/v1/projects", centers[0].team)
 	require.Equal(t, 401, status, "each center has its own store and tokens")
+
+	// DNS: A serves the zone, B holds a transferred copy; a switch on A moves both.
+	require.Equal(t, "127.0.0.11", lookup(t, centers[0].dns, "api.ybj.internal."))
+	require.Eventually(t, func() bool { return lookup(t, centers[1].dns, "api.ybj.internal.") == "127.0.0.11" }, 10*time.Second, 50*time.Millisecond)
+	req, _ := http.NewRequest("POST", centers[0].url+"/api/v1/zones/switch", strings.NewReader(`{"to":"b"}`))
+	req.Header.Set("Authorization", "Bearer "+centers[0].admin)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	require.Contains(t, string(body), `"record_sets":2`)
+	require.Equal(t, "127.0.0.12", lookup(t, centers[0].dns, "api.ybj.internal."), "A answers B's address at once")
+	require.Eventually(t, func() bool { return lookup(t, centers[1].dns, "api.ybj.internal.") == "127.0.0.12" }, 10*time.Second, 50*time.Millisecond, "B's copy follows by NOTIFY")
+	status, audit := get(centers[0].url+"/api/v1/audit?kind=zone", centers[0].admin)
+	require.Equal(t, 200, status)
+	require.Contains(t, audit, `"action":"switch"`, "the switch is in the audit log")
 
 	cancel()
 	select {

@@ -38,6 +38,21 @@ type Capability struct {
 	Check func(spec json.RawMessage) (name string, err error)
 	// Plane runs pushed specs. Nil means the capability stores configuration only.
 	Plane Plane
+	// Actions are operations beyond save and push, each served at
+	// POST /api/v1/{path}/{id}/{name} on one resource and, for the admin, at
+	// POST /api/v1/{path}/{name} on every resource of the kind at once.
+	Actions map[string]Action
+}
+
+// Action is an operation on the data plane, such as a DNS switch, whose effect the store
+// must remember: the specs it returns are saved as new revisions, already pushed, and
+// audited under the action's name, so a restart restores the state after the action.
+type Action struct {
+	// Input returns a pointer to the action's request body type (JSON, validated).
+	Input func() any
+	// Do runs the action on targets with the decoded input. It returns the new spec of every
+	// resource it changed, and a result for the caller.
+	Do func(ctx context.Context, targets []store.Resource, input any) (changed map[string]json.RawMessage, result any, err error)
 }
 
 // Plane is a capability's data plane as the API sees it. Calls for one capability are
@@ -102,7 +117,73 @@ func (s *Server) mount(api func(string, func(http.ResponseWriter, *http.Request)
 	api("DELETE "+base+"/{id}", cr.remove)
 	api("POST "+base+"/{id}/push", cr.push)
 	api("GET "+base+"/{id}/status", cr.status)
+	for name, a := range c.Actions {
+		api("POST "+base+"/{id}/"+name, cr.action(name, a, false))
+		api("POST "+base+"/"+name, cr.action(name, a, true))
+	}
 	s.capabilities = append(s.capabilities, cr)
+}
+
+// action serves one Action on the resource in the path or, with all, on every resource.
+func (cr *capabilityRoutes) action(name string, a Action, all bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if all {
+			if err := adminOnly(r, name+" every "+cr.c.Kind); err != nil {
+				return err
+			}
+		}
+		in := a.Input()
+		if err := cr.s.decode(w, r, in); err != nil {
+			return err
+		}
+		cr.mu.Lock()
+		defer cr.mu.Unlock()
+		var result any
+		err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+			var targets []store.Resource
+			if all {
+				var err error
+				if targets, err = tx.Resources(r.Context(), cr.c.Kind, ""); err != nil {
+					return err
+				}
+			} else {
+				res, err := cr.load(r, tx)
+				if err != nil {
+					return err
+				}
+				targets = []store.Resource{res}
+			}
+			changed, out, err := a.Do(r.Context(), targets, in)
+			if err != nil {
+				return asFieldError(err)
+			}
+			result = out
+			detail := map[string]any{"input": in, "result": out}
+			for _, res := range targets {
+				if err := tx.Record(r.Context(), name, cr.c.Kind, res.ID, res.TeamID, detail); err != nil {
+					return err
+				}
+				spec, ok := changed[res.ID]
+				if !ok {
+					continue
+				}
+				res.Spec = spec
+				saved, err := tx.PutResource(r.Context(), res)
+				if err != nil {
+					return err
+				}
+				if err := tx.MarkPushed(r.Context(), cr.c.Kind, res.ID, saved.Revision); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, result)
+		return nil
+	}
 }
 
 func (cr *capabilityRoutes) check(spec json.RawMessage) (string, error) {

@@ -13,8 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shuanghuo/shuanghuo/dnsctl"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/planes"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
 
@@ -33,7 +38,11 @@ type Center struct {
 	api   *api.Server
 	ln    net.Listener
 	srv   *http.Server
+	// planes are the data planes, closed after the API has stopped.
+	planes []closer
 }
+
+type closer interface{ Close(context.Context) error }
 
 // Options are the parts of a center that do not come from its configuration.
 type Options struct {
@@ -70,13 +79,34 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		st.Close()
 		return nil, fmt.Errorf("center %s: listen on %s: %w", cfg.Center.Name, cfg.Listen, err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var capabilities []api.Capability
+	var closers []closer
+	if cfg.DNS.Listen != "" {
+		dns, err := startDNS(ctx, cfg, log, reg)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			return nil, err
+		}
+		capabilities = append(capabilities, planes.NewZones(dns).Capability())
+		closers = append(closers, dns)
+	}
 	a := api.New(api.Options{
 		Center:       api.Center{Name: cfg.Center.Name, Role: cfg.Center.Role},
 		Store:        st,
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Registry:     reg,
+		Capabilities: capabilities,
 	})
-	c := &Center{cfg: cfg, log: log, store: st, api: a, ln: ln}
+	// The data plane runs again what was pushed before the restart. A resource that no
+	// longer applies (its port taken, say) is logged and left for the operator to push.
+	if err := a.RestorePlanes(ctx); err != nil {
+		log.Error("restore data plane", "err", err)
+	}
+	c := &Center{cfg: cfg, log: log, store: st, api: a, ln: ln, planes: closers}
 	c.srv = &http.Server{
 		Handler:           a,
 		ReadHeaderTimeout: min(cfg.ReadTimeout, 10*time.Second),
@@ -114,11 +144,42 @@ func (c *Center) Serve(ctx context.Context) error {
 	if err := c.srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("center %s: shutdown: %w", c.cfg.Center.Name, err)
 	}
+	for _, p := range c.planes {
+		if err := p.Close(shutdownCtx); err != nil && serveErr == nil {
+			serveErr = fmt.Errorf("center %s: stop data plane: %w", c.cfg.Center.Name, err)
+		}
+	}
 	if err := c.store.Close(); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("center %s: close store: %w", c.cfg.Center.Name, err)
 	}
 	c.log.Info("stopped")
 	return serveErr
+}
+
+// startDNS starts this center's dnsctl server: a primary for the zones pushed to it, or a
+// secondary of the other center's.
+func startDNS(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*dnsctl.Server, error) {
+	dc := dnsctl.Config{
+		UDPAddr:    cfg.DNS.Listen,
+		Center:     cfg.Center.Name,
+		Forwarders: cfg.DNS.Forwarders,
+		Logger:     log.With("component", "dns"),
+		Registerer: reg,
+	}
+	for _, addr := range cfg.DNS.Secondaries {
+		dc.Secondaries = append(dc.Secondaries, dnsctl.Secondary{Addr: addr})
+	}
+	if cfg.DNS.Primary != "" {
+		dc.Primary = &dnsctl.Primary{Addr: cfg.DNS.Primary, Zones: cfg.DNS.PrimaryZones}
+	}
+	srv, err := dnsctl.New(dc)
+	if err != nil {
+		return nil, fmt.Errorf("center %s: dns: %w", cfg.Center.Name, err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		return nil, fmt.Errorf("center %s: dns: start on %s: %w", cfg.Center.Name, cfg.DNS.Listen, err)
+	}
+	return srv, nil
 }
 
 // bootstrapAdmin makes sure the platform has an admin token: the given one, or on the very

@@ -42,6 +42,25 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout" validate:"min=1s,max=24h"`
 	// ShutdownTimeout is how long in-flight requests may finish on shutdown. Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" validate:"min=0s,max=10m"`
+	// DNS runs this center's internal DNS (dnsctl). Off unless dns.listen is set.
+	DNS DNS `yaml:"dns"`
+}
+
+// DNS configures this center's dnsctl server.
+type DNS struct {
+	// Listen is the UDP and TCP address of the DNS server. Default "": no DNS server.
+	Listen string `yaml:"listen" validate:"omitempty,listen_addr"`
+	// Forwarders are upstream resolvers (host:port) for names outside our zones. Default none:
+	// such names are refused.
+	Forwarders []string `yaml:"forwarders" validate:"dive,hostname_port"`
+	// Secondaries are DNS servers (host:port) that may transfer our zones and get a NOTIFY
+	// after every change, e.g. the other center's. Default none.
+	Secondaries []string `yaml:"secondaries" validate:"dive,hostname_port"`
+	// Primary makes this server a secondary of the DNS server at host:port for PrimaryZones,
+	// answering from its last copy when the primary is gone. Default "": a primary itself.
+	Primary string `yaml:"primary" validate:"omitempty,hostname_port"`
+	// PrimaryZones are the zones to transfer from Primary. Required with primary.
+	PrimaryZones []string `yaml:"primary_zones" validate:"required_with=Primary,dive,fqdn"`
 }
 
 // Center is this process's data center.
@@ -153,7 +172,27 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (write_timeout)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time (idle_timeout)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get on shutdown (shutdown_timeout)")
+	fs.StringVar(&cfg.DNS.Listen, "dns-listen", cfg.DNS.Listen, "DNS server UDP+TCP `address`; empty: no DNS server (dns.listen)")
+	fs.Var((*list)(&cfg.DNS.Forwarders), "dns-forwarders", "comma-separated upstream `resolvers` host:port (dns.forwarders)")
+	fs.Var((*list)(&cfg.DNS.Secondaries), "dns-secondaries", "comma-separated secondary DNS `servers` host:port (dns.secondaries)")
+	fs.StringVar(&cfg.DNS.Primary, "dns-primary", cfg.DNS.Primary, "primary DNS server `address` to transfer zones from (dns.primary)")
+	fs.Var((*list)(&cfg.DNS.PrimaryZones), "dns-primary-zones", "comma-separated `zones` to transfer from the primary (dns.primary_zones)")
 	return fs
+}
+
+// list is a comma-separated flag value.
+type list []string
+
+func (l *list) String() string { return strings.Join(*l, ",") }
+
+func (l *list) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }
 
 func readYAML(path string, cfg *Config) error {

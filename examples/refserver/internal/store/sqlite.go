@@ -604,6 +604,10 @@ func (t *sqliteTx) DeleteResource(ctx context.Context, kind, id string) error {
 	return t.audit(ctx, "delete", kind, id, old.TeamID, old, nil)
 }
 
+func (t *sqliteTx) Record(ctx context.Context, action, kind, id, teamID string, detail any) error {
+	return t.audit(ctx, action, kind, id, teamID, nil, detail)
+}
+
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // fmtTime writes fixed-width UTC times so that text order is time order.

@@ -161,4 +161,7 @@ type Tx interface {
 	// the data plane, audited as a "push" of the resource.
 	MarkPushed(ctx context.Context, kind, id string, rev int64) error
 	DeleteResource(ctx context.Context, kind, id string) error
+	// Record writes an audit record of an operation that is not itself a change of a
+	// stored resource, such as a DNS switch; detail is its "after".
+	Record(ctx context.Context, action, kind, id, teamID string, detail any) error
 }

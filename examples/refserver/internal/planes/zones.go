@@ -1,0 +1,183 @@
+package planes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/shuanghuo/shuanghuo/dnsctl"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+)
+
+// Zones serves zone resources from this center's dnsctl server, and switches their
+// per-center record sets from one center to another.
+type Zones struct {
+	srv *dnsctl.Server
+
+	mu    sync.Mutex
+	owner map[string]string // origin → the resource that serves it
+}
+
+// NewZones returns the zone plane of srv, a started dnsctl server.
+func NewZones(srv *dnsctl.Server) *Zones {
+	return &Zones{srv: srv, owner: map[string]string{}}
+}
+
+// Capability mounts zones under /api/v1/zones, with the switch action:
+// POST /api/v1/zones/{id}/switch moves one zone (or one record set of it) to a center, and
+// the admin's POST /api/v1/zones/switch moves every zone at once, atomically.
+func (p *Zones) Capability() api.Capability {
+	return api.Capability{
+		Kind: "zone", Path: "zones", IDPrefix: "zn", Check: checkZone, Plane: p,
+		Actions: map[string]api.Action{"switch": {Input: func() any { return &SwitchInput{} }, Do: p.switchCenter}},
+	}
+}
+
+// SwitchInput is the body of a switch.
+type SwitchInput struct {
+	// Name and Type pick one record set of the zone; empty switches the whole zone.
+	Name string `json:"name" validate:"required_with=Type,max=253"`
+	Type string `json:"type" validate:"required_with=Name,omitempty,oneof=A AAAA CNAME SRV TXT MX PTR"`
+	// To is the center to serve, or "*" for each client its own center (active-active).
+	To string `json:"to" validate:"required,max=32"`
+}
+
+// SwitchResult says what a switch moved.
+type SwitchResult struct {
+	To         string   `json:"to"`
+	RecordSets int      `json:"record_sets"`
+	Zones      []string `json:"zones"`
+}
+
+func checkZone(spec json.RawMessage) (string, error) {
+	var z dnsctl.Zone
+	if err := decodeStrict(spec, &z); err != nil {
+		return "", err
+	}
+	if err := z.Validate(); err != nil {
+		return "", zoneError(err)
+	}
+	return canonical(z.Origin), nil
+}
+
+func canonical(origin string) string { return strings.ToLower(strings.TrimSuffix(origin, ".")) + "." }
+
+func zoneError(err error) error {
+	var verr *dnsctl.ValidationError
+	if errors.As(err, &verr) {
+		out := api.InvalidSpec{}
+		for _, f := range verr.Fields {
+			out[f.Path] = f.Message
+		}
+		return out
+	}
+	if errors.Is(err, dnsctl.ErrCenterNotFound) {
+		return api.InvalidSpec{"to": err.Error()}
+	}
+	return err
+}
+
+// Push implements api.Plane. An origin belongs to one resource: another team cannot take
+// over a zone by naming the same origin.
+func (p *Zones) Push(ctx context.Context, r store.Resource) error {
+	var z dnsctl.Zone
+	if err := decodeStrict(r.Spec, &z); err != nil {
+		return err
+	}
+	origin := canonical(z.Origin)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id, ok := p.owner[origin]; ok && id != r.ID {
+		return api.InvalidSpec{"origin": fmt.Sprintf("%s is already served by zone %s", origin, id)}
+	}
+	if _, err := p.srv.ApplyZone(ctx, z); err != nil {
+		return zoneError(err)
+	}
+	for o, id := range p.owner {
+		if id == r.ID && o != origin {
+			// The resource's origin changed: the old zone is no longer served.
+			_ = p.srv.DeleteZone(ctx, o)
+			delete(p.owner, o)
+		}
+	}
+	p.owner[origin] = r.ID
+	return nil
+}
+
+// Remove implements api.Plane.
+func (p *Zones) Remove(ctx context.Context, r store.Resource) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for o, id := range p.owner {
+		if id == r.ID {
+			if err := p.srv.DeleteZone(ctx, o); err != nil && !errors.Is(err, dnsctl.ErrZoneNotFound) {
+				return err
+			}
+			delete(p.owner, o)
+		}
+	}
+	return nil
+}
+
+// Status implements api.Plane: the zone as served, with its serial and active centers.
+func (p *Zones) Status(_ context.Context, r store.Resource) (any, error) {
+	origin, ok := p.origin(r.ID)
+	if !ok {
+		return nil, fmt.Errorf("zone %s (not pushed yet): %w", r.ID, store.ErrNotFound)
+	}
+	return p.srv.Zone(origin)
+}
+
+func (p *Zones) origin(id string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for o, owner := range p.owner {
+		if owner == id {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+// switchCenter switches one zone, or (targets from the collection action) every zone in one
+// atomic step, and returns each switched zone's spec as now served.
+func (p *Zones) switchCenter(ctx context.Context, targets []store.Resource, input any) (map[string]json.RawMessage, any, error) {
+	in := input.(*SwitchInput)
+	scope := dnsctl.Scope{Name: in.Name, Type: in.Type}
+	if len(targets) == 1 {
+		origin, ok := p.origin(targets[0].ID)
+		if !ok {
+			return nil, nil, api.InvalidSpec{"zone": "is not pushed yet; push it before switching"}
+		}
+		scope.Zone = origin
+	} else if in.Name != "" {
+		return nil, nil, api.InvalidSpec{"name": "switches one record set of one zone: use /zones/{id}/switch"}
+	}
+	n, err := p.srv.Switch(ctx, scope, in.To)
+	if err != nil {
+		return nil, nil, zoneError(err)
+	}
+	changed := map[string]json.RawMessage{}
+	result := SwitchResult{To: in.To, RecordSets: n, Zones: []string{}}
+	for _, t := range targets {
+		origin, ok := p.origin(t.ID)
+		if !ok {
+			continue
+		}
+		z, err := p.srv.Zone(origin)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec, err := json.Marshal(z)
+		if err != nil {
+			return nil, nil, fmt.Errorf("planes: encode zone %s: %w", origin, err)
+		}
+		changed[t.ID] = spec
+		result.Zones = append(result.Zones, origin)
+	}
+	return changed, result, nil
+}
