@@ -39,8 +39,8 @@ type Capability struct {
 	// Plane runs pushed specs. Nil means the capability stores configuration only.
 	Plane Plane
 	// Actions are operations beyond save and push, each served at
-	// POST /api/v1/{path}/{id}/{name} on one resource and, for the admin, at
-	// POST /api/v1/{path}/{name} on every resource of the kind at once.
+	// POST /api/v1/{path}/{id}/{name} on one resource and, for the admin and actions that
+	// say so, at POST /api/v1/{path}/{name} on every resource of the kind at once.
 	Actions map[string]Action
 }
 
@@ -48,6 +48,8 @@ type Capability struct {
 // must remember: the specs it returns are saved as new revisions, already pushed, and
 // audited under the action's name, so a restart restores the state after the action.
 type Action struct {
+	// Collection also serves the action on every resource of the kind at once, to the admin.
+	Collection bool
 	// Input returns a pointer to the action's request body type (JSON, validated).
 	Input func() any
 	// Do runs the action on targets with the decoded input. It returns the new spec of every
@@ -119,7 +121,9 @@ func (s *Server) mount(api func(string, func(http.ResponseWriter, *http.Request)
 	api("GET "+base+"/{id}/status", cr.status)
 	for name, a := range c.Actions {
 		api("POST "+base+"/{id}/"+name, cr.action(name, a, false))
-		api("POST "+base+"/"+name, cr.action(name, a, true))
+		if a.Collection {
+			api("POST "+base+"/"+name, cr.action(name, a, true))
+		}
 	}
 	s.capabilities = append(s.capabilities, cr)
 }

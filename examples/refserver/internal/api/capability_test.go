@@ -86,9 +86,33 @@ func (p *recordingPlane) get(id string) (widget, bool) {
 	return w, ok
 }
 
+type growInput struct {
+	By int `json:"by" validate:"min=1"`
+}
+
+// grow is an action on the running widgets: the data plane changes first, and the specs it
+// returns are what the store keeps.
+func (p *recordingPlane) grow(_ context.Context, targets []store.Resource, input any) (map[string]json.RawMessage, any, error) {
+	by := input.(*growInput).By
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changed := map[string]json.RawMessage{}
+	for _, t := range targets {
+		w, ok := p.running[t.ID]
+		if !ok {
+			continue
+		}
+		w.Size += by
+		p.running[t.ID] = w
+		changed[t.ID], _ = json.Marshal(w)
+	}
+	return changed, map[string]int{"grown": len(changed)}, nil
+}
+
 func withWidgets(f *fixture, plane *recordingPlane) {
 	s := New(Options{Store: f.store, MaxBodyBytes: 4096, Capabilities: []Capability{{
 		Kind: "widget", Path: "widgets", IDPrefix: "wg", Check: checkWidget, Plane: plane,
+		Actions: map[string]Action{"grow": {Collection: true, Input: func() any { return &growInput{} }, Do: plane.grow}},
 	}}})
 	s.SetReady(true)
 	f.srv.Config.Handler = s
@@ -216,4 +240,47 @@ func TestCapabilityTenancy(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 1, w.Size)
 	require.Len(t, f.do("GET", "/api/v1/widgets", f.admin, "").ids(), 1, "the admin sees every team's")
+}
+
+func TestCapabilityActions(t *testing.T) {
+	f := newFixture(t)
+	plane := &recordingPlane{}
+	withWidgets(f, plane)
+	var ids []string
+	for i, tok := range f.secret {
+		r := f.do("POST", "/api/v1/widgets", tok, `{"spec":{"name":"w","size":1}}`)
+		require.Equal(t, 201, r.status, r.raw)
+		ids = append(ids, r.body["id"].(string))
+		require.Equal(t, 200, f.do("POST", "/api/v1/widgets/"+ids[i]+"/push", tok, "").status)
+	}
+
+	r := f.do("POST", "/api/v1/widgets/"+ids[0]+"/grow", f.secret[0], `{"by":0}`)
+	require.Equal(t, 400, r.status)
+	require.Equal(t, "must be at least 1, got 0", r.fields()["by"])
+	require.Equal(t, 404, f.do("POST", "/api/v1/widgets/"+ids[1]+"/grow", f.secret[0], `{"by":1}`).status)
+	require.Equal(t, 403, f.do("POST", "/api/v1/widgets/grow", f.secret[0], `{"by":1}`).status, "every team's at once is the admin's")
+
+	r = f.do("POST", "/api/v1/widgets/"+ids[0]+"/grow", f.secret[0], `{"by":2}`)
+	require.Equal(t, 200, r.status, r.raw)
+	require.EqualValues(t, 1, r.body["grown"])
+	r = f.do("POST", "/api/v1/widgets/grow", f.admin, `{"by":10}`)
+	require.Equal(t, 200, r.status, r.raw)
+	require.EqualValues(t, 2, r.body["grown"])
+
+	w0, _ := plane.get(ids[0])
+	w1, _ := plane.get(ids[1])
+	require.Equal(t, []int{13, 11}, []int{w0.Size, w1.Size})
+	r = f.do("GET", "/api/v1/widgets/"+ids[0], f.secret[0], "")
+	require.EqualValues(t, 13, r.body["spec"].(map[string]any)["size"], "the store keeps what the action made")
+	require.Equal(t, r.body["revision"], r.body["pushed_revision"])
+
+	fresh := &recordingPlane{}
+	s := New(Options{Store: f.store, Capabilities: []Capability{{Kind: "widget", Path: "widgets", IDPrefix: "wg", Check: checkWidget, Plane: fresh}}})
+	require.NoError(t, s.RestorePlanes(context.Background()))
+	w0, _ = fresh.get(ids[0])
+	require.Equal(t, 13, w0.Size, "a restart does not undo an action")
+
+	audit := f.do("GET", "/api/v1/audit?kind=widget&resource_id="+ids[0], f.secret[0], "")
+	require.Contains(t, audit.raw, `"action":"grow"`)
+	require.Contains(t, audit.raw, `"by":10`)
 }

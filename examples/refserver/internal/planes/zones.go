@@ -27,13 +27,17 @@ func NewZones(srv *dnsctl.Server) *Zones {
 	return &Zones{srv: srv, owner: map[string]string{}}
 }
 
-// Capability mounts zones under /api/v1/zones, with the switch action:
+// Capability mounts zones under /api/v1/zones, with two actions on the running zone:
 // POST /api/v1/zones/{id}/switch moves one zone (or one record set of it) to a center, and
-// the admin's POST /api/v1/zones/switch moves every zone at once, atomically.
+// the admin's POST /api/v1/zones/switch moves every zone at once, atomically;
+// POST /api/v1/zones/{id}/changes adds, updates and deletes record sets in one atomic batch.
 func (p *Zones) Capability() api.Capability {
 	return api.Capability{
 		Kind: "zone", Path: "zones", IDPrefix: "zn", Check: checkZone, Plane: p,
-		Actions: map[string]api.Action{"switch": {Input: func() any { return &SwitchInput{} }, Do: p.switchCenter}},
+		Actions: map[string]api.Action{
+			"switch":  {Collection: true, Input: func() any { return &SwitchInput{} }, Do: p.switchCenter},
+			"changes": {Input: func() any { return &ChangesInput{} }, Do: p.applyChanges},
+		},
 	}
 }
 
@@ -44,6 +48,16 @@ type SwitchInput struct {
 	Type string `json:"type" validate:"required_with=Name,omitempty,oneof=A AAAA CNAME SRV TXT MX PTR"`
 	// To is the center to serve, or "*" for each client its own center (active-active).
 	To string `json:"to" validate:"required,max=32"`
+}
+
+// ChangesInput is a batch of record-set changes, applied all or none.
+type ChangesInput struct {
+	Changes []dnsctl.Change `json:"changes" validate:"required,min=1,max=1000"`
+}
+
+// ChangesResult is the zone's serial after a batch.
+type ChangesResult struct {
+	Serial uint32 `json:"serial"`
 }
 
 // SwitchResult says what a switch moved.
@@ -143,6 +157,37 @@ func (p *Zones) origin(id string) (string, bool) {
 	return "", false
 }
 
+// applyChanges applies a batch to one running zone and returns the zone as now served.
+func (p *Zones) applyChanges(ctx context.Context, targets []store.Resource, input any) (map[string]json.RawMessage, any, error) {
+	in := input.(*ChangesInput)
+	origin, ok := p.origin(targets[0].ID)
+	if !ok {
+		return nil, nil, api.InvalidSpec{"zone": "is not pushed yet; push it before changing its records"}
+	}
+	serial, err := p.srv.ApplyChanges(ctx, origin, in.Changes)
+	if err != nil {
+		return nil, nil, zoneError(err)
+	}
+	spec, err := p.served(origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	return map[string]json.RawMessage{targets[0].ID: spec}, ChangesResult{Serial: serial}, nil
+}
+
+// served is the zone's spec as the server now runs it.
+func (p *Zones) served(origin string) (json.RawMessage, error) {
+	z, err := p.srv.Zone(origin)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := json.Marshal(z)
+	if err != nil {
+		return nil, fmt.Errorf("planes: encode zone %s: %w", origin, err)
+	}
+	return spec, nil
+}
+
 // switchCenter switches one zone, or (targets from the collection action) every zone in one
 // atomic step, and returns each switched zone's spec as now served.
 func (p *Zones) switchCenter(ctx context.Context, targets []store.Resource, input any) (map[string]json.RawMessage, any, error) {
@@ -168,13 +213,9 @@ func (p *Zones) switchCenter(ctx context.Context, targets []store.Resource, inpu
 		if !ok {
 			continue
 		}
-		z, err := p.srv.Zone(origin)
+		spec, err := p.served(origin)
 		if err != nil {
 			return nil, nil, err
-		}
-		spec, err := json.Marshal(z)
-		if err != nil {
-			return nil, nil, fmt.Errorf("planes: encode zone %s: %w", origin, err)
 		}
 		changed[t.ID] = spec
 		result.Zones = append(result.Zones, origin)

@@ -74,3 +74,27 @@ func TestSwitchReturnsTheZoneAsServed(t *testing.T) {
 	var inv api.InvalidSpec
 	require.ErrorAs(t, err, &inv, "a center with no targets is refused")
 }
+
+func TestChangesApplyAsOneBatch(t *testing.T) {
+	p := startZones(t)
+	ctx := context.Background()
+	res := zoneResource("zn_1", perCenterZone)
+	require.NoError(t, p.Push(ctx, res))
+	in := &ChangesInput{Changes: []dnsctl.Change{
+		{Op: dnsctl.OpAdd, Set: dnsctl.RecordSet{Name: "mq", Type: "A", Data: []string{"10.0.0.9"}}},
+		{Op: dnsctl.OpDelete, Set: dnsctl.RecordSet{Name: "nothere", Type: "A"}},
+	}}
+	_, _, err := p.applyChanges(ctx, []store.Resource{res}, in)
+	require.Error(t, err, "deleting a missing record set fails the batch")
+	rs, err := p.srv.Records("ybj.internal.")
+	require.NoError(t, err)
+	require.Len(t, rs, 1, "nothing of a failed batch is applied")
+
+	in.Changes = in.Changes[:1]
+	changed, result, err := p.applyChanges(ctx, []store.Resource{res}, in)
+	require.NoError(t, err)
+	require.NotZero(t, result.(ChangesResult).Serial)
+	var z dnsctl.Zone
+	require.NoError(t, json.Unmarshal(changed["zn_1"], &z))
+	require.Len(t, z.RecordSets, 2)
+}
