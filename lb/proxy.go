@@ -1,0 +1,726 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// This file is the HTTP/1.1 forwarding path. It does not use net/http: a
+// request head is parsed in place (httpparse.go), routed, and written to a
+// pooled keep-alive connection of the chosen server field by field; bodies
+// are streamed between the two buffered connections. After warm-up a
+// keep-alive request allocates nothing.
+
+// deadlineConn bounds each Read and Write by its timeout, when set. Setting a
+// deadline costs a timer update, so a deadline still at least half a timeout
+// away is kept: each wait is bounded by between half and the whole timeout.
+type deadlineConn struct {
+	net.Conn
+	readTimeout, writeTimeout time.Duration
+	readUntil, writeUntil     int64 // unix nanos of the deadlines set
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.readTimeout > 0 {
+		c.refreshRead(c.readTimeout)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if c.writeTimeout > 0 {
+		now := time.Now().UnixNano()
+		if left := c.writeUntil - now; left < int64(c.writeTimeout/2) || left > int64(c.writeTimeout) {
+			c.writeUntil = now + int64(c.writeTimeout)
+			c.Conn.SetWriteDeadline(time.Unix(0, c.writeUntil))
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// refreshRead makes the read deadline between t/2 and t from now.
+func (c *deadlineConn) refreshRead(t time.Duration) {
+	now := time.Now().UnixNano()
+	if left := c.readUntil - now; left < int64(t/2) || left > int64(t) {
+		c.readUntil = now + int64(t)
+		c.Conn.SetReadDeadline(time.Unix(0, c.readUntil))
+	}
+}
+
+// clearRead removes the read deadline.
+func (c *deadlineConn) clearRead() {
+	c.readUntil = 0
+	c.Conn.SetReadDeadline(time.Time{})
+}
+
+// maxReplayBody is the largest request body kept in memory so that an
+// idempotent request with a body can be sent to another server.
+const maxReplayBody = 64 << 10
+
+// clientConn is one accepted HTTP connection and its reusable buffers.
+type clientConn struct {
+	l       *listener
+	conn    *deadlineConn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	https   bool
+	ip      []byte // client IP, for X-Forwarded-For and hashing
+	req     request
+	resp    response
+	body    []byte // replayable request body
+	scratch []byte
+}
+
+var clientConnPool = sync.Pool{New: func() any {
+	return &clientConn{
+		br: bufio.NewReaderSize(nil, defaultMaxHeaderBytes),
+		bw: bufio.NewWriterSize(nil, 8<<10),
+	}
+}}
+
+// serveHTTP serves requests on c until the client or a timeout ends the
+// connection, or the listener closes.
+func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte) {
+	cc := clientConnPool.Get().(*clientConn)
+	cc.l, cc.https, cc.ip = l, https, ip
+	cc.conn = &deadlineConn{Conn: c}
+	cc.br.Reset(cc.conn)
+	cc.bw.Reset(cc.conn)
+	defer func() {
+		if p := recover(); p != nil {
+			l.b.log.Error("lb: panic serving request", "listener", l.addr, "client", string(ip), "panic", p)
+		}
+		c.Close()
+		cc.br.Reset(nil)
+		cc.bw.Reset(nil)
+		cc.l, cc.conn = nil, nil
+		clientConnPool.Put(cc)
+	}()
+	if size := l.snap.Load().maxHeaderBytes; cc.br.Size() < size {
+		// The reader must hold a whole head.
+		cc.br = bufio.NewReaderSize(cc.conn, size)
+	}
+	for {
+		snap := l.snap.Load()
+		if cc.br.Buffered() == 0 {
+			cc.conn.refreshRead(snap.idleTimeout)
+			l.idle(tc, true)
+			_, err := cc.br.Peek(1)
+			l.idle(tc, false)
+			if err != nil {
+				return
+			}
+			// A push may have come while the connection waited.
+			snap = l.snap.Load()
+		}
+		if !cc.headBuffered() {
+			// Bound the rest of the head by ReadTimeout (slow clients).
+			cc.conn.refreshRead(snap.readTimeout)
+		}
+		cc.conn.writeTimeout = snap.writeTimeout
+		if !cc.serveOne(snap) || l.closing.Load() {
+			return
+		}
+	}
+}
+
+// headBuffered says whether the next request head is read completely.
+func (cc *clientConn) headBuffered() bool {
+	buf, _ := cc.br.Peek(cc.br.Buffered())
+	return headEnd(buf, 0) > 0
+}
+
+// serveOne reads and forwards one request and says whether the connection
+// may carry another.
+func (cc *clientConn) serveOne(snap *listenerSnap) bool {
+	r := &cc.req
+	var err error
+	r.raw, err = readHead(cc.br, r.raw, snap.maxHeaderBytes, errHeaderTooLarge)
+	if err == nil {
+		err = r.parse()
+	}
+	if err != nil {
+		var he *httpError
+		switch {
+		case errors.As(err, &he):
+			cc.writeError(he.status, false)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			cc.writeError(408, false)
+		}
+		return false
+	}
+	if hook := cc.l.b.testHook; hook != nil {
+		hook(r)
+	}
+	if r.chunked || r.contentLength > int64(cc.br.Buffered()) {
+		cc.conn.refreshRead(snap.readTimeout)
+	}
+	if snap.maxBodyBytes > 0 && r.contentLength > snap.maxBodyBytes {
+		cc.writeError(413, false)
+		return false
+	}
+	g := snap.route(r.host, r.path, &cc.scratch)
+	if g == nil {
+		keep := r.contentLength <= 0 && !r.chunked && !r.connClose
+		cc.writeError(404, keep)
+		return keep
+	}
+	return cc.forward(snap, g)
+}
+
+func (cc *clientConn) idempotent() bool {
+	r := &cc.req
+	switch string(r.method) {
+	case "GET", "HEAD", "OPTIONS":
+		return true
+	}
+	return r.idempotency
+}
+
+// outcome of one attempt, deciding what happens next.
+type outcome int
+
+const (
+	done    outcome = iota // response forwarded
+	notSent                // no server got the request: another may take it
+	retry                  // a server may have got it: another may take it if idempotent
+	failed                 // nothing reached the client: answer with result.status
+	cut                    // part of the response reached the client, or the client left: close
+)
+
+// result of one attempt.
+type result struct {
+	oc     outcome
+	keep   bool // the client connection may carry another request
+	upKeep bool // the server connection may be reused
+	status int  // the answer to give when no attempt succeeds
+	err    error
+	// serverFault says err counts against the server (a passive failure);
+	// a client that sends garbage or goes away is not the server's fault.
+	serverFault bool
+}
+
+func (cc *clientConn) forward(snap *listenerSnap, g *group) bool {
+	r := &cc.req
+	hasBody := r.chunked || r.contentLength > 0
+	replayable := !hasBody
+	if hasBody && cc.idempotent() && !r.chunked && r.contentLength <= maxReplayBody {
+		cc.continue100()
+		cc.body = append(cc.body[:0], make([]byte, r.contentLength)...)
+		if _, err := io.ReadFull(cc.br, cc.body); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				cc.writeError(408, false)
+			}
+			return false
+		}
+		replayable = true
+	}
+	retryable := replayable && cc.idempotent()
+	key := cc.hashKey(g)
+	var t tried
+	status := 503
+attempts:
+	for attempt := 0; attempt < g.maxAttempts; attempt++ {
+		m := g.pick(key, &t)
+		if m == nil {
+			break
+		}
+		t.add(m.srv)
+		res := cc.attempt(snap, g, m.srv, replayable)
+		status = res.status
+		switch res.oc {
+		case done:
+			return res.keep
+		case cut:
+			return false
+		case failed:
+			if res.status != 0 {
+				cc.writeError(res.status, false)
+			}
+			return false
+		case retry:
+			if !retryable {
+				break attempts
+			}
+		}
+	}
+	keep := (!hasBody || replayable) && !r.connClose && r.minor >= 1
+	cc.writeError(status, keep)
+	return keep
+}
+
+// continue100 tells a client that waits for it to send the body; the
+// balancer answers Expect itself and does not forward it.
+func (cc *clientConn) continue100() {
+	if cc.req.expect100 {
+		cc.req.expect100 = false
+		cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		cc.bw.Flush()
+	}
+}
+
+func (cc *clientConn) hashKey(g *group) []byte {
+	if g.algo != Hash {
+		return nil
+	}
+	switch g.hashKey.Source {
+	case HashHeader:
+		for _, f := range cc.req.fields {
+			if equalFoldBytes(f.name, g.hashKey.Name) {
+				return f.value
+			}
+		}
+	case HashCookie:
+		for _, f := range cc.req.fields {
+			if equalFold(f.name, "cookie") {
+				if v, ok := cookieValue(f.value, g.hashKey.Name); ok {
+					return v
+				}
+			}
+		}
+	}
+	return cc.ip
+}
+
+// attempt sends the request to srv, over an idle connection if one is kept.
+func (cc *clientConn) attempt(snap *listenerSnap, g *group, srv *server, replayable bool) result {
+	start := time.Now()
+	srv.active.Add(1)
+	srv.requests.Add(1)
+	defer srv.active.Add(-1)
+	uc := srv.pool.get()
+	reused := uc != nil
+	if reused && !replayable && !alive(uc.conn.Conn) {
+		// The server closed this idle connection; a request that cannot be
+		// sent twice must not be the one to find out.
+		srv.pool.drop(uc)
+		uc, reused = nil, false
+	}
+	if uc == nil {
+		var err error
+		if uc, err = cc.l.b.dialServer(srv, g.connectTimeout); err != nil {
+			srv.passiveFailure(g, err)
+			return result{oc: notSent, status: 502}
+		}
+	}
+	uc.conn.readTimeout, uc.conn.writeTimeout = g.responseTimeout, g.responseTimeout
+	res := cc.exchange(snap, uc, replayable)
+	if reused && res.oc == retry && res.status == 502 {
+		// A reused connection that fails before any answer was most likely
+		// closed by the server while idle: try a fresh one before blaming it.
+		srv.pool.drop(uc)
+		var err error
+		if uc, err = cc.l.b.dialServer(srv, g.connectTimeout); err != nil {
+			srv.passiveFailure(g, err)
+			return result{oc: retry, status: 502}
+		}
+		uc.conn.readTimeout, uc.conn.writeTimeout = g.responseTimeout, g.responseTimeout
+		res = cc.exchange(snap, uc, replayable)
+	}
+	switch {
+	case res.err != nil && res.serverFault:
+		srv.passiveFailure(g, res.err)
+	case res.oc == done && cc.resp.status >= 500:
+		srv.passiveFailure(g, errors.New("status "+strconv.Itoa(cc.resp.status)))
+	case res.oc == done:
+		srv.passiveSuccess()
+	}
+	if res.err == nil {
+		srv.latency.observe(time.Since(start))
+	}
+	if res.upKeep && res.err == nil {
+		srv.pool.put(uc, g.maxIdle)
+	} else {
+		srv.pool.drop(uc)
+	}
+	return res
+}
+
+// exchange writes the request to uc and the response to the client.
+func (cc *clientConn) exchange(snap *listenerSnap, uc *upConn, replayable bool) result {
+	r := &cc.req
+	cc.writeRequestHead(uc.bw, uc.conn.RemoteAddr())
+	var err error
+	switch {
+	case replayable && r.contentLength > 0:
+		uc.bw.Write(cc.body[:r.contentLength])
+	case r.chunked:
+		cc.continue100()
+		err = copyChunked(uc.bw, cc.br, true, snap.maxBodyBytes, errBodyTooLarge)
+	case r.contentLength > 0:
+		cc.continue100()
+		err = copyN(uc.bw, cc.br, r.contentLength)
+	}
+	if err != nil {
+		return requestBodyFailure(err)
+	}
+	var waitErr error
+	if r.chunked || r.contentLength > 0 && !replayable {
+		// Part of a streamed body left before the poller could be armed, so
+		// an early answer could be missed by flushAndWait.
+		err = uc.bw.Flush()
+	} else {
+		err, waitErr = uc.flushAndWait()
+	}
+	if err != nil {
+		return result{oc: cc.unanswered(replayable), status: 502, err: err, serverFault: true}
+	}
+	p := &cc.resp
+	err = waitErr
+	for err == nil {
+		p.raw, err = readHead(uc.br, p.raw, uc.br.Size(), errBadResponse)
+		if err == nil {
+			err = p.parse()
+		}
+		// 1xx other than 101 are interim; Expect was answered here already.
+		if err == nil && (p.status >= 200 || p.status == 101) {
+			return cc.writeResponse(uc)
+		}
+	}
+	st := 502
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		st = 504
+	}
+	return result{oc: cc.unanswered(replayable), status: st, err: err, serverFault: true}
+}
+
+// unanswered is the outcome of a request the server got and did not answer.
+func (cc *clientConn) unanswered(replayable bool) outcome {
+	if replayable {
+		return retry
+	}
+	return failed
+}
+
+// requestBodyFailure maps an error while streaming the request body: bad
+// framing or a slow or vanished client is the client's fault, a failed
+// write the server's.
+func requestBodyFailure(err error) result {
+	var se *srcError
+	if !errors.As(err, &se) {
+		return result{oc: failed, status: 502, err: err, serverFault: true}
+	}
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return result{oc: failed, status: he.status, err: err}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return result{oc: failed, status: 408, err: err}
+	}
+	return result{oc: failed, err: err} // the client is gone: no answer
+}
+
+// writeRequestHead writes the request head as it goes to a server: hop-by-hop
+// fields dropped, X-Forwarded-For and X-Forwarded-Proto set, and a Host
+// (the server's address) added to a request that had none.
+func (cc *clientConn) writeRequestHead(w *bufio.Writer, server net.Addr) {
+	r := &cc.req
+	w.Write(r.method)
+	w.WriteByte(' ')
+	w.Write(r.target)
+	w.WriteString(" HTTP/1.1\r\nX-Forwarded-For: ")
+	for _, f := range r.fields {
+		if equalFold(f.name, "x-forwarded-for") {
+			w.Write(f.value)
+			w.WriteString(", ")
+		}
+	}
+	w.Write(cc.ip)
+	if cc.https {
+		w.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	} else {
+		w.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	}
+	if !r.hasHost {
+		w.WriteString("Host: ")
+		w.WriteString(server.String())
+		w.WriteString("\r\n")
+	}
+	for _, f := range r.fields {
+		if r.hopByHop(f.name) || equalFold(f.name, "x-forwarded-for") || equalFold(f.name, "x-forwarded-proto") || equalFold(f.name, "expect") {
+			continue
+		}
+		w.Write(f.name)
+		w.WriteString(": ")
+		w.Write(f.value)
+		w.WriteString("\r\n")
+	}
+	if r.connUpgrade && len(r.upgrade) > 0 {
+		w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		w.Write(r.upgrade)
+		w.WriteString("\r\n")
+	}
+	if r.chunked {
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	w.WriteString("\r\n")
+}
+
+// writeResponse forwards the parsed response head and its body.
+func (cc *clientConn) writeResponse(uc *upConn) result {
+	r, p := &cc.req, &cc.resp
+	w := cc.bw
+	upgraded := p.status == 101 && r.connUpgrade && len(r.upgrade) > 0
+	if p.status == 101 && !upgraded {
+		return result{oc: failed, status: 502, err: errBadResponse, serverFault: true}
+	}
+	noBody := string(r.method) == "HEAD" || p.status == 204 || p.status == 304 || p.status < 200
+	closeDelimited := !noBody && !p.chunked && p.contentLength < 0
+	res := result{oc: done, status: p.status}
+	res.upKeep = !upgraded && !closeDelimited && !p.connClose && (p.minor >= 1 || p.connKeepAlive)
+	res.keep = !upgraded && !closeDelimited && !r.connClose && (r.minor >= 1 || r.connKeepAlive) &&
+		!(p.chunked && r.minor == 0) && !cc.l.closing.Load()
+
+	w.WriteString("HTTP/1.1 ")
+	w.WriteByte(byte('0' + p.status/100))
+	w.WriteByte(byte('0' + p.status/10%10))
+	w.WriteByte(byte('0' + p.status%10))
+	w.WriteByte(' ')
+	w.Write(p.reason)
+	w.WriteString("\r\n")
+	for _, f := range p.fields {
+		if p.hopByHop(f.name) {
+			continue
+		}
+		w.Write(f.name)
+		w.WriteString(": ")
+		w.Write(f.value)
+		w.WriteString("\r\n")
+	}
+	switch {
+	case upgraded:
+		w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		w.Write(p.upgrade)
+		w.WriteString("\r\n")
+	case !res.keep:
+		w.WriteString("Connection: close\r\n")
+	case r.minor == 0:
+		w.WriteString("Connection: keep-alive\r\n")
+	}
+	if p.chunked && r.minor >= 1 && !noBody {
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	w.WriteString("\r\n")
+
+	// From here on bytes may have reached the client: no retry.
+	var err error
+	switch {
+	case upgraded:
+		if err = w.Flush(); err != nil {
+			return result{oc: cut}
+		}
+		cc.conn.clearRead()
+		tunnel(cc.conn.Conn, cc.br, uc.conn.Conn, uc.br, cc.l.snap.Load().idleTimeout)
+		return result{oc: cut, status: p.status}
+	case noBody:
+	case p.chunked:
+		err = copyChunked(w, uc.br, r.minor >= 1, 0, errBadResponse)
+	case p.contentLength >= 0:
+		err = copyN(w, uc.br, p.contentLength)
+	default:
+		err = copyAll(w, uc.br)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		// A failed read is the server's fault; a failed write means the
+		// client went away.
+		var se *srcError
+		return result{oc: cut, status: p.status, err: err, serverFault: errors.As(err, &se)}
+	}
+	return res
+}
+
+// srcError marks an error of the side being read from, so callers of the
+// copy functions can tell who failed.
+type srcError struct{ err error }
+
+func (e *srcError) Error() string { return e.err.Error() }
+func (e *srcError) Unwrap() error { return e.err }
+
+func readFailed(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return &srcError{err}
+}
+
+// copyN copies n bytes from src to dst without allocating; it flushes dst
+// whenever src must wait, so streamed bodies are not held back.
+func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) error {
+	for n > 0 {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+			if _, err := src.Peek(1); err != nil {
+				return readFailed(err)
+			}
+		}
+		b, _ := src.Peek(int(min(int64(src.Buffered()), n)))
+		if _, err := dst.Write(b); err != nil {
+			return err
+		}
+		src.Discard(len(b))
+		n -= int64(len(b))
+	}
+	return nil
+}
+
+// copyAll copies a body delimited by the server closing the connection.
+func copyAll(dst *bufio.Writer, src *bufio.Reader) error {
+	for {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+			if _, err := src.Peek(1); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return readFailed(err)
+			}
+		}
+		b, _ := src.Peek(src.Buffered())
+		if _, err := dst.Write(b); err != nil {
+			return err
+		}
+		src.Discard(len(b))
+	}
+}
+
+// copyChunked reads a chunked body from src, checking its syntax, and writes
+// it to dst re-chunked (rechunk) or as plain bytes. limit > 0 bounds the
+// body's size, refused with tooLarge.
+func copyChunked(dst *bufio.Writer, src *bufio.Reader, rechunk bool, limit int64, tooLarge error) error {
+	var total int64
+	var sizeBuf [16]byte
+	for {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+		}
+		n, err := readChunkSize(src)
+		if err != nil {
+			return readFailed(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+		if limit > 0 && total > limit {
+			return &srcError{tooLarge}
+		}
+		if rechunk {
+			dst.Write(strconv.AppendInt(sizeBuf[:0], n, 16))
+			dst.WriteString("\r\n")
+		}
+		if err := copyN(dst, src, n); err != nil {
+			return err
+		}
+		if err := expectCRLF(src); err != nil {
+			return readFailed(err)
+		}
+		if rechunk {
+			dst.WriteString("\r\n")
+		}
+	}
+	if rechunk {
+		dst.WriteString("0\r\n")
+	}
+	// Trailer fields, then the final empty line.
+	var h head
+	for i := 0; ; i++ {
+		line, err := src.ReadSlice('\n')
+		if err != nil || len(line) < 2 || line[len(line)-2] != '\r' || i > maxFields {
+			return &srcError{errBadChunk}
+		}
+		if len(line) == 2 {
+			break
+		}
+		h.reset()
+		if err := h.parseFields(append(line[:len(line):len(line)], '\r', '\n')); err != nil || h.chunked || h.contentLength >= 0 {
+			return &srcError{errBadChunk}
+		}
+		if rechunk {
+			dst.Write(line)
+		}
+	}
+	if rechunk {
+		dst.WriteString("\r\n")
+	}
+	return nil
+}
+
+func expectCRLF(br *bufio.Reader) error {
+	b, err := br.Peek(2)
+	if err != nil {
+		return err
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errBadChunk
+	}
+	br.Discard(2)
+	return nil
+}
+
+// cannedAnswers are the complete answers the balancer gives itself, with
+// and without "Connection: close".
+var cannedAnswers = func() map[int][2][]byte {
+	m := make(map[int][2][]byte)
+	for code, text := range map[int]string{
+		400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+		413: "Content Too Large", 417: "Expectation Failed", 431: "Request Header Fields Too Large",
+		501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+		505: "HTTP Version Not Supported",
+	} {
+		body := strconv.Itoa(code) + " " + text + "\n"
+		start := "HTTP/1.1 " + strconv.Itoa(code) + " " + text +
+			"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+		m[code] = [2][]byte{[]byte(start + "Connection: close\r\n\r\n" + body), []byte(start + "\r\n" + body)}
+	}
+	return m
+}()
+
+// writeError answers the client itself; keep says the connection stays open.
+func (cc *clientConn) writeError(status int, keep bool) {
+	a := cannedAnswers[status]
+	if keep && !cc.l.closing.Load() {
+		cc.bw.Write(a[1])
+	} else {
+		cc.bw.Write(a[0])
+	}
+	cc.bw.Flush()
+	cc.l.b.countRejected(status)
+}
+
+// dialServer opens a connection to srv.
+func (b *Balancer) dialServer(srv *server, timeout time.Duration) (*upConn, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	c, err := b.dial(ctx, "tcp", srv.addr)
+	if err != nil {
+		return nil, err
+	}
+	dc := &deadlineConn{Conn: c}
+	uc := &upConn{conn: dc, br: bufio.NewReaderSize(dc, 16<<10), bw: bufio.NewWriterSize(dc, 8<<10)}
+	if sc, ok := c.(syscall.Conn); ok {
+		if uc.raw, err = sc.SyscallConn(); err == nil {
+			uc.waitStep = uc.step
+		} else {
+			uc.raw = nil
+		}
+	}
+	srv.pool.track(uc)
+	return uc, nil
+}
