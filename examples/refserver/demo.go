@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +44,7 @@ type demoCenter struct {
 	adminToken           string
 	teamToken            string
 	url                  string
+	balancerURL          string
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +54,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	b := fs.String("b", "127.0.0.12:8080", "center B's (灾备中心, standby) API `address`")
 	aDNS := fs.String("a-dns", "127.0.0.11:1053", "center A's DNS server `address`")
 	bDNS := fs.String("b-dns", "127.0.0.12:1053", "center B's DNS server `address` (a secondary of A's)")
+	apps := fs.String("apps", "127.0.0.21:8085,127.0.0.22:8085,127.0.0.23:8085", "the demo outpatient app's three `servers`: working in zone-1, working in zone-2, standby")
+	lbPort := fs.Int("lb-port", 20004, "the balancers' listener `port` on each center's address")
 	dir := fs.String("data-dir", "", "`directory` for both centers' stores; default a fresh temporary one, removed on exit")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
@@ -83,6 +88,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	backends, err := startDemoApp(ctx, strings.Split(*apps, ","))
+	if err != nil {
+		return err
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -118,34 +127,36 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				cancel()
 			}
 		}()
-		if err := seedDemo(ctx, dc, i == 0); err != nil {
+		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s: %w", dc.name, err))
 		}
 	}
 	fmt.Fprintln(stdout, "shuanghuo demo: two centers on loopback (Ctrl-C stops both)")
 	for _, dc := range centers {
-		fmt.Fprintf(stdout, "\ncenter %s — %s (%s)\n  API:         %s/api/v1\n  DNS:         %s\n  admin token: %s\n  team token:  %s (team %s)\n",
-			dc.name, dc.seedName, dc.role, dc.url, dc.cfg.DNS.Listen, dc.adminToken, dc.teamToken, demoTeam)
+		fmt.Fprintf(stdout, "\ncenter %s — %s (%s)\n  API:         %s/api/v1\n  DNS:         %s\n  balancer:    %s\n  admin token: %s\n  team token:  %s (team %s)\n",
+			dc.name, dc.seedName, dc.role, dc.url, dc.cfg.DNS.Listen, dc.balancerURL, dc.adminToken, dc.teamToken, demoTeam)
 	}
 	ca, cb := centers[0], centers[1]
 	host, port := splitHostPort(ca.cfg.DNS.Listen)
 	bhost, bport := splitHostPort(cb.cfg.DNS.Listen)
 	fmt.Fprintf(stdout, `
 try:
+  curl %[9]s   # through center A's balancer
   curl -H 'Authorization: Bearer %[1]s' %[2]s/api/v1/projects
   dig @%[3]s -p %[4]s +short api.%[5]s          # center A's address
   curl -X POST -H 'Authorization: Bearer %[6]s' -H 'Content-Type: application/json' \
        -d '{"to":"b"}' %[2]s/api/v1/zones/switch     # switch every name to center B
   dig @%[7]s -p %[8]s +short api.%[5]s          # B's copy follows A within a second
   curl %[2]s/metrics
-`, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport)
+`, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport, ca.balancerURL)
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// seedDemo creates, through the API, the demo team, its projects and a team token, and on the
-// primary the internal DNS zone whose names answer per center.
-func seedDemo(ctx context.Context, dc *demoCenter, primary bool) error {
+// seedDemo creates, through the API, the demo team, its projects and a team token; the
+// seed's balancer in front of the outpatient app, pushed; and on the primary the internal DNS
+// zone whose names answer per center.
+func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []string, lbPort int) error {
 	admin := apiClient{base: dc.url, token: dc.adminToken}
 	var team struct{ ID string }
 	if err := admin.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": demoTeam, "description": "demo tenant: one vendor's development team"}, &team); err != nil {
@@ -161,6 +172,32 @@ func seedDemo(ctx context.Context, dc *demoCenter, primary bool) error {
 		return err
 	}
 	dc.teamToken = tok.Secret
+	host, _, _ := net.SplitHostPort(dc.cfg.Listen)
+	var servers []any
+	for i, b := range backends {
+		h, p, _ := net.SplitHostPort(b)
+		port, _ := strconv.Atoi(p)
+		role, zone := "working", fmt.Sprintf("zone-%d", i+1)
+		if i == len(backends)-1 {
+			role, zone = "standby", fmt.Sprintf("zone-%d", i)
+		}
+		servers = append(servers, map[string]any{"name": fmt.Sprintf("app%d", i+1), "address": h, "port": port, "weight": 1, "role": role, "zone": zone})
+	}
+	balancer := map[string]any{
+		"name": "outpatient", "address": host,
+		"listeners": []any{map[string]any{"name": "biz", "port": lbPort, "protocol": "http",
+			"rules": []any{map[string]any{"path_prefix": "/pms/biz/outpatient", "group": "outpatient"}}}},
+		"groups": []any{map[string]any{"name": "outpatient", "servers": servers,
+			"health_check": map[string]any{"type": "http", "path": "/healthz", "interval": "1s", "fall": 2, "rise": 2}}},
+	}
+	var lbRes struct{ ID string }
+	if err := admin.call(ctx, "POST", "/api/v1/balancers", map[string]any{"team_id": team.ID, "spec": balancer}, &lbRes); err != nil {
+		return err
+	}
+	if err := admin.call(ctx, "POST", "/api/v1/balancers/"+lbRes.ID+"/push", nil, nil); err != nil {
+		return err
+	}
+	dc.balancerURL = fmt.Sprintf("http://%s/pms/biz/outpatient/bizc2201", net.JoinHostPort(host, strconv.Itoa(lbPort)))
 	if !primary {
 		return nil
 	}
@@ -177,6 +214,30 @@ func seedDemo(ctx context.Context, dc *demoCenter, primary bool) error {
 		return err
 	}
 	return admin.call(ctx, "POST", "/api/v1/zones/"+z.ID+"/push", nil, nil)
+}
+
+// startDemoApp serves the demo's outpatient app on each address: a settlement endpoint that
+// says which server answered, and /healthz for the balancers' checks.
+func startDemoApp(ctx context.Context, addrs []string) ([]string, error) {
+	var bound []string
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", strings.TrimSpace(addr))
+		if err != nil {
+			return nil, fmt.Errorf("demo: outpatient app on %s: %w", addr, err)
+		}
+		name := ln.Addr().String()
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" {
+				io.WriteString(w, "ok\n")
+				return
+			}
+			fmt.Fprintf(w, "{\"server\":%q,\"path\":%q,\"result\":\"settled\"}\n", name, r.URL.Path)
+		})}
+		go srv.Serve(ln)
+		context.AfterFunc(ctx, func() { srv.Close() })
+		bound = append(bound, name)
+	}
+	return bound, nil
 }
 
 // apiClient calls a center's REST API as an operator's script would.

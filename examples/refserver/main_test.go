@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,19 +62,24 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
-			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12")}, w, io.Discard)
+			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12"),
+			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
 		w.Close()
 	}()
-	type seen struct{ url, dns, admin, team string }
+	type seen struct{ url, dns, balancer, admin, team string }
 	var centers []seen
 	api := regexp.MustCompile(`API:\s+(\S+)/api/v1`)
 	dnsAddr := regexp.MustCompile(`DNS:\s+(\S+)`)
+	balancer := regexp.MustCompile(`balancer:\s+(\S+)`)
 	tok := regexp.MustCompile(`(admin|team) token:\s+(shk_\S+)`)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && (len(centers) < 2 || centers[1].team == "") {
 		line := sc.Text()
 		if m := api.FindStringSubmatch(line); m != nil {
 			centers = append(centers, seen{url: m[1]})
+		}
+		if m := balancer.FindStringSubmatch(line); m != nil {
+			centers[len(centers)-1].balancer = m[1]
 		}
 		if m := dnsAddr.FindStringSubmatch(line); m != nil {
 			centers[len(centers)-1].dns = m[1]
@@ -112,6 +118,16 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	}
 	status, _ := get(centers[1].url+"/api/v1/projects", centers[0].team)
 	require.Equal(t, 401, status, "each center has its own store and tokens")
+
+	// Each center's balancer serves the outpatient app.
+	for _, c := range centers {
+		resp, err := http.Get(c.balancer)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, c.balancer)
+		require.Contains(t, string(body), `"result":"settled"`)
+	}
 
 	// DNS: A serves the zone, B holds a transferred copy; a switch on A moves both.
 	require.Equal(t, "127.0.0.11", lookup(t, centers[0].dns, "api.ybj.internal."))

@@ -81,8 +81,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var capabilities []api.Capability
-	var closers []closer
+	balancers := planes.NewBalancers(log, reg)
+	capabilities := []api.Capability{balancers.Capability()}
+	closers := []closer{balancers}
 	if cfg.DNS.Listen != "" {
 		dns, err := startDNS(ctx, cfg, log, reg)
 		if err != nil {

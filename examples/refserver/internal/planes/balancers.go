@@ -1,0 +1,138 @@
+package planes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+	"github.com/shuanghuo/shuanghuo/lb"
+)
+
+// Balancers runs one lb.Balancer per pushed balancer resource.
+type Balancers struct {
+	log *slog.Logger
+	reg prometheus.Registerer
+
+	mu      sync.Mutex
+	running map[string]*lb.Balancer
+}
+
+// NewBalancers returns an empty balancer plane whose balancers log to log and register
+// their metrics with reg (nil: none).
+func NewBalancers(log *slog.Logger, reg prometheus.Registerer) *Balancers {
+	return &Balancers{log: log, reg: reg, running: map[string]*lb.Balancer{}}
+}
+
+// Capability mounts balancers under /api/v1/balancers.
+func (p *Balancers) Capability() api.Capability {
+	return api.Capability{Kind: "balancer", Path: "balancers", IDPrefix: "lb", Check: checkBalancer, Plane: p}
+}
+
+func checkBalancer(spec json.RawMessage) (string, error) {
+	var cfg lb.BalancerConfig
+	if err := decodeStrict(spec, &cfg); err != nil {
+		return "", err
+	}
+	if err := cfg.Validate(); err != nil {
+		return "", balancerError(err)
+	}
+	return cfg.Name, nil
+}
+
+// balancerError turns lb's field errors into the API's; a port that cannot be opened (in use,
+// say) is reported against the listeners.
+func balancerError(err error) error {
+	var verr *lb.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		return api.InvalidSpec(verr.Fields())
+	case errors.Is(err, lb.ErrListen):
+		return api.InvalidSpec{"listeners": err.Error()}
+	default:
+		return err
+	}
+}
+
+// Push implements api.Plane: the first push starts the balancer, later ones Apply to it.
+func (p *Balancers) Push(ctx context.Context, r store.Resource) error {
+	var cfg lb.BalancerConfig
+	if err := decodeStrict(r.Spec, &cfg); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.running[r.ID]
+	if !ok {
+		var err error
+		// Two teams may name their balancers alike: the resource ID keeps their metrics apart.
+		var reg prometheus.Registerer
+		if p.reg != nil {
+			reg = prometheus.WrapRegistererWith(prometheus.Labels{"resource": r.ID}, p.reg)
+		}
+		b, err = lb.New(lb.Options{Logger: p.log.With("balancer", r.ID), Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("planes: start balancer %s: %w", r.ID, err)
+		}
+	}
+	if _, err := b.Apply(ctx, cfg); err != nil {
+		if !ok {
+			_ = b.Close(ctx)
+		}
+		return balancerError(err)
+	}
+	if !ok {
+		p.running[r.ID] = b
+		go p.follow(r.ID, b)
+	}
+	return nil
+}
+
+// follow logs the balancer's events (server up and down, configs applied) until it closes.
+func (p *Balancers) follow(id string, b *lb.Balancer) {
+	for e := range b.Subscribe(context.Background()) {
+		p.log.Info("balancer event", "balancer", id, "event", e)
+	}
+}
+
+// Remove implements api.Plane.
+func (p *Balancers) Remove(ctx context.Context, r store.Resource) error {
+	p.mu.Lock()
+	b, ok := p.running[r.ID]
+	delete(p.running, r.ID)
+	p.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return b.Close(ctx)
+}
+
+// Status implements api.Plane.
+func (p *Balancers) Status(_ context.Context, r store.Resource) (any, error) {
+	p.mu.Lock()
+	b, ok := p.running[r.ID]
+	p.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("balancer %s (not pushed yet): %w", r.ID, store.ErrNotFound)
+	}
+	return b.Status(), nil
+}
+
+// Close stops every balancer, letting in-flight requests finish until ctx ends.
+func (p *Balancers) Close(ctx context.Context) error {
+	p.mu.Lock()
+	running := p.running
+	p.running = map[string]*lb.Balancer{}
+	p.mu.Unlock()
+	var errs []error
+	for _, b := range running {
+		errs = append(errs, b.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
