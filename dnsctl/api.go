@@ -287,3 +287,32 @@ func (s *Server) Records(origin string) ([]RecordSet, error) {
 	z, err := s.Zone(origin)
 	return z.RecordSets, err
 }
+
+// SetViews replaces the views (split horizon) in one atomic step: a query is answered with
+// the old views or the new, never a mix. Invalid views return a *ValidationError whose paths
+// start at "views[i]", and change nothing.
+func (s *Server) SetViews(ctx context.Context, views []View) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var fe fieldErrors
+	for i, v := range views {
+		checkStruct(&fe, fmt.Sprintf("views[%d]", i), v)
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.snap.Load()
+	s.snap.Store(&snapshot{zones: cur.zones, views: parseViews(views)})
+	s.cfg.Views = slices.Clone(views)
+	return nil
+}
+
+// Views returns the views in force.
+func (s *Server) Views() []View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cfg.Views)
+}

@@ -1,6 +1,7 @@
 package dnsctl
 
 import (
+	"context"
 	"bytes"
 	"log/slog"
 	"sync"
@@ -86,6 +87,25 @@ func TestViews(t *testing.T) {
 		resp = newAsker(t, s.Addr(), tc.source).ask("api.ybj.internal.", dns.TypeA)
 		assert.Equal(t, []string{"10.1.0.10", "10.1.0.11"}, addrs(resp), "client %s", tc.source)
 	}
+}
+
+func TestSetViewsSwapsSplitHorizon(t *testing.T) {
+	s := startServer(t, Config{Center: "a", Zones: []Zone{testZone()}})
+	ask := func(source string) []string {
+		return addrs(newAsker(t, s.Addr(), source).ask("redis.ybj.internal.", dns.TypeA))
+	}
+	require.Equal(t, []string{"10.1.0.20"}, ask("127.0.0.2"), "no views: every client gets Config.Center's")
+
+	err := s.SetViews(context.Background(), []View{{Name: "b", Center: "b", Networks: []string{"not-a-cidr"}}})
+	var verr *ValidationError
+	require.ErrorAs(t, err, &verr)
+	require.Equal(t, "views[0].networks[0]", verr.Fields[0].Path)
+	require.Empty(t, s.Views(), "a rejected change changes nothing")
+
+	require.NoError(t, s.SetViews(context.Background(), testViews()))
+	require.Equal(t, testViews(), s.Views())
+	require.Equal(t, []string{"10.2.0.20"}, ask("127.0.0.2"))
+	require.Equal(t, []string{"10.1.0.20"}, ask("127.0.0.1"))
 }
 
 func TestEDNSAndTruncation(t *testing.T) {

@@ -38,6 +38,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Capabilities are the capability packages' resources this server manages.
 	Capabilities []Capability
+	// Settings are platform-wide data-plane settings this server manages.
+	Settings []Setting
 }
 
 // Server is the HTTP handler of one center.
@@ -54,6 +56,7 @@ type Server struct {
 	touched   touchCache
 	// capabilities are mounted in routes, from Options.Capabilities.
 	capabilities []*capabilityRoutes
+	settings     []*settingRoutes
 }
 
 // New builds the API. It serves /readyz as not ready until SetReady(true).
@@ -77,7 +80,7 @@ func New(o Options) *Server {
 		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s.metrics = newMetrics(s.registry)
-	s.handler = s.routes(o.Capabilities)
+	s.handler = s.routes(o.Capabilities, o.Settings)
 	return s
 }
 
@@ -88,7 +91,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // stop sending new work before the listener closes.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-func (s *Server) routes(capabilities []Capability) http.Handler {
+func (s *Server) routes(capabilities []Capability, settings []Setting) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -122,6 +125,9 @@ func (s *Server) routes(capabilities []Capability) http.Handler {
 
 	for _, c := range capabilities {
 		s.mount(api, c)
+	}
+	for _, st := range settings {
+		s.mountSetting(api, st)
 	}
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -376,10 +376,16 @@ func (cr *capabilityRoutes) status(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// RestorePlanes pushes again, after a restart, every resource's last pushed spec, so the data
-// plane runs what it ran before. Errors are collected; one bad resource does not stop the rest.
+// RestorePlanes applies again, after a restart, the stored settings and every resource's last
+// pushed spec, so the data plane runs what it ran before. Errors are collected; one bad
+// resource does not stop the rest.
 func (s *Server) RestorePlanes(ctx context.Context) error {
 	var errs []error
+	for _, sr := range s.settings {
+		if err := sr.restore(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("api: restore %s: %w", sr.st.Path, err))
+		}
+	}
 	for _, cr := range s.capabilities {
 		if cr.c.Plane == nil {
 			continue

@@ -83,6 +83,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	balancers := planes.NewBalancers(log, reg)
 	capabilities := []api.Capability{balancers.Capability()}
+	var settings []api.Setting
 	closers := []closer{balancers}
 	if cfg.DNS.Listen != "" {
 		dns, err := startDNS(ctx, cfg, log, reg)
@@ -91,7 +92,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 			st.Close()
 			return nil, err
 		}
-		capabilities = append(capabilities, planes.NewZones(dns).Capability())
+		zones := planes.NewZones(dns)
+		capabilities = append(capabilities, zones.Capability())
+		settings = append(settings, zones.ViewsSetting())
 		closers = append(closers, dns)
 	}
 	a := api.New(api.Options{
@@ -101,6 +104,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Registry:     reg,
 		Capabilities: capabilities,
+		Settings:     settings,
 	})
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.

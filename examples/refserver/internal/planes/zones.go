@@ -50,6 +50,24 @@ type SwitchInput struct {
 	To string `json:"to" validate:"required,max=32"`
 }
 
+// ViewsInput is the DNS views (split horizon): which client networks get which center's
+// answers from record sets active in every center.
+type ViewsInput struct {
+	Views []dnsctl.View `json:"views" validate:"max=100"`
+}
+
+// ViewsSetting serves the views at /api/v1/dns/views.
+func (p *Zones) ViewsSetting() api.Setting {
+	return api.Setting{
+		Path:  "dns/views",
+		Input: func() any { return &ViewsInput{} },
+		Apply: func(ctx context.Context, v any) error {
+			return zoneError(p.srv.SetViews(ctx, v.(*ViewsInput).Views))
+		},
+		Current: func() any { return ViewsInput{Views: append([]dnsctl.View{}, p.srv.Views()...)} },
+	}
+}
+
 // ChangesInput is a batch of record-set changes, applied all or none.
 type ChangesInput struct {
 	Changes []dnsctl.Change `json:"changes" validate:"required,min=1,max=1000"`

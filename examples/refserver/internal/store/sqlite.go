@@ -75,6 +75,11 @@ CREATE TABLE resources (
 	PRIMARY KEY (kind, id),
 	UNIQUE (kind, team_id, name)
 );
+CREATE TABLE settings (
+	key        TEXT PRIMARY KEY,
+	value      TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+);
 `,
 }
 
@@ -401,6 +406,14 @@ func (r sqliteReader) Resources(ctx context.Context, kind, teamID string) ([]Res
 	return scanAll(rows, err, scanResource)
 }
 
+func (r sqliteReader) Setting(ctx context.Context, key string) (json.RawMessage, error) {
+	var v string
+	if err := r.tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v); err != nil {
+		return nil, notFound("setting "+key, err)
+	}
+	return json.RawMessage(v), nil
+}
+
 func (r sqliteReader) AdminTokenCount(ctx context.Context) (int, error) {
 	var n int
 	if err := r.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE team_id IS NULL`).Scan(&n); err != nil {
@@ -602,6 +615,19 @@ func (t *sqliteTx) DeleteResource(ctx context.Context, kind, id string) error {
 		return constraint(kind, id, err)
 	}
 	return t.audit(ctx, "delete", kind, id, old.TeamID, old, nil)
+}
+
+func (t *sqliteTx) PutSetting(ctx context.Context, key string, value json.RawMessage) error {
+	old, err := t.Setting(ctx, key)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, string(value), fmtTime(t.now)); err != nil {
+		return fmt.Errorf("store: write setting %s: %w", key, err)
+	}
+	return audited(ctx, t, "setting", key, "", found, old, value)
 }
 
 func (t *sqliteTx) Record(ctx context.Context, action, kind, id, teamID string, detail any) error {

@@ -181,3 +181,20 @@ func TestAuditFiltersAndPages(t *testing.T) {
 	}
 	require.ErrorIs(t, s.View(ctx, func(r Reader) error { _, err := r.Team(ctx, "tm_zz"); return err }), ErrNotFound)
 }
+
+func TestSettingsAreAudited(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	require.ErrorIs(t, s.View(ctx, func(r Reader) error { _, err := r.Setting(ctx, "dns.views"); return err }), ErrNotFound)
+	for _, v := range []string{`[]`, `[{"name":"a"}]`} {
+		require.NoError(t, s.Change(ctx, Actor{TokenID: "tk"}, func(tx Tx) error { return tx.PutSetting(ctx, "dns.views", json.RawMessage(v)) }))
+	}
+	var got json.RawMessage
+	require.NoError(t, s.View(ctx, func(r Reader) (err error) { got, err = r.Setting(ctx, "dns.views"); return err }))
+	require.JSONEq(t, `[{"name":"a"}]`, string(got))
+	recs, err := s.Audit(ctx, AuditFilter{Kind: "setting"})
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.Equal(t, "update", recs[0].Action)
+	require.JSONEq(t, `[]`, string(recs[0].Before))
+}

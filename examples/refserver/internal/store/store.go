@@ -141,6 +141,8 @@ type Reader interface {
 	Resource(ctx context.Context, kind, id string) (Resource, error)
 	// Resources lists a kind's resources, of one team or (teamID "") of all.
 	Resources(ctx context.Context, kind, teamID string) ([]Resource, error)
+	// Setting reads a platform-wide setting (JSON), ErrNotFound if never set.
+	Setting(ctx context.Context, key string) (json.RawMessage, error)
 	// AdminTokenCount counts platform admin tokens, so the first start can create one.
 	AdminTokenCount(ctx context.Context) (int, error)
 }
@@ -161,6 +163,8 @@ type Tx interface {
 	// the data plane, audited as a "push" of the resource.
 	MarkPushed(ctx context.Context, kind, id string, rev int64) error
 	DeleteResource(ctx context.Context, kind, id string) error
+	// PutSetting stores a platform-wide setting, audited as kind "setting".
+	PutSetting(ctx context.Context, key string, value json.RawMessage) error
 	// Record writes an audit record of an operation that is not itself a change of a
 	// stored resource, such as a DNS switch; detail is its "after".
 	Record(ctx context.Context, action, kind, id, teamID string, detail any) error
