@@ -1,8 +1,8 @@
 package dnsctl
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"log/slog"
 	"sync"
 	"testing"
