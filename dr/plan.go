@@ -1,0 +1,194 @@
+package dr
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// PlanConfig is a DR plan (容灾计划): the ordered steps that move production
+// from the primary center of its DR groups to the other. The same plan runs as
+// a switchover or as a drill (see Mode). It is what a control plane stores;
+// Manager.Start validates it.
+type PlanConfig struct {
+	// Name identifies the plan in runs and metrics.
+	Name string `json:"name" validate:"required,max=64,printascii"`
+	// Groups names the DR groups the plan switches over. They must all sync
+	// in the same direction when a run starts. Required when a step acts on
+	// groups (precheck, fence, catch-up, promote).
+	Groups []string `json:"groups,omitempty" validate:"dive,required"`
+	// Steps run in order; a failed step stops the run.
+	Steps []StepConfig `json:"steps" validate:"required,min=1,dive"`
+}
+
+// StepKind is what a step does. See the constants for each kind's action in
+// a switchover, in a drill, and on rollback.
+type StepKind string
+
+// The kinds of step. "Primary" and "replica" are the roles of the plan's DR
+// groups when the run starts; the target center is the replicas' side.
+const (
+	// StepPrecheck checks that every group is in sync, its replica answers
+	// and its lag is under the step's thresholds. The same in a drill;
+	// nothing to roll back.
+	StepPrecheck StepKind = "precheck"
+	// StepFence fences every primary (Driver.Fence). A primary that does not
+	// answer fails the step, unless Force: then it counts as lost. A drill
+	// only checks that the primaries answer. Rollback unfences them.
+	StepFence StepKind = "fence"
+	// StepCatchUp waits until every replica has applied what its fenced
+	// primary wrote; a lost primary has nothing more to send. A drill
+	// reports the current lag instead. Nothing to roll back.
+	StepCatchUp StepKind = "catch-up"
+	// StepPromote promotes every replica (Driver.Promote, forced when Force)
+	// and records the RPO. A drill compares Sample keys of primary and
+	// replica instead (Driver.Compare). Rollback pairs the groups again in
+	// their old direction, discarding what the promoted replicas took.
+	StepPromote StepKind = "promote"
+	// StepSwitchDNS points DNS at the target center (DNSSwitcher). Skipped
+	// in a drill. Rollback points it back.
+	StepSwitchDNS StepKind = "switch-dns"
+	// StepSwitchTraffic points load balancers and gateway upstreams at the
+	// target center (TrafficSwitcher). Skipped in a drill. Rollback points
+	// them back.
+	StepSwitchTraffic StepKind = "switch-traffic"
+	// StepStartApps starts the applications in the target center
+	// (AppStarter). Skipped in a drill. Rollback stops them.
+	StepStartApps StepKind = "start-apps"
+	// StepVerify probes URLs until each answers 2xx: the service is back,
+	// and the run's RTO ends here. Skipped in a drill. Nothing to roll back.
+	StepVerify StepKind = "verify"
+)
+
+// StepConfig is one step of a DR plan.
+type StepConfig struct {
+	// Name identifies the step in the run and in Manager.Confirm; unique in
+	// the plan. Default: the kind.
+	Name string `json:"name,omitempty" validate:"max=64"`
+	// Kind is what the step does.
+	Kind StepKind `json:"kind" validate:"required,oneof=precheck fence catch-up promote switch-dns switch-traffic start-apps verify"`
+	// Timeout bounds each attempt. Default: 1m.
+	Timeout Duration `json:"timeout,omitempty" validate:"min=0"`
+	// Retries is how many more attempts a failed step gets. Default: 0.
+	Retries int `json:"retries,omitempty" validate:"min=0,max=10"`
+	// RetryDelay is the pause between attempts. Default: 1s.
+	RetryDelay Duration `json:"retry_delay,omitempty" validate:"min=0"`
+	// Confirm makes the run wait before the step until someone confirms it
+	// (Manager.Confirm): a manual gate. Default: no gate.
+	Confirm bool `json:"confirm,omitempty"`
+	// SkipRollback leaves the step's effect in place when the run is rolled
+	// back. Default: rolled back.
+	SkipRollback bool `json:"skip_rollback,omitempty"`
+	// Force, for fence: treat a primary that does not answer as lost and go
+	// on; for promote: promote although the replica lacks writes or may lack
+	// them. A plan for losing center A sets both. Default: false.
+	Force bool `json:"force,omitempty"`
+	// MaxLagBytes and MaxLag, for precheck: the most a replica may lag, in
+	// bytes and in time. Default: no limit beyond being in sync.
+	MaxLagBytes int64    `json:"max_lag_bytes,omitempty" validate:"min=0"`
+	MaxLag      Duration `json:"max_lag,omitempty" validate:"min=0"`
+	// Sample, for promote in a drill: how many keys to compare between
+	// primary and replica. Default: 100.
+	Sample int `json:"sample,omitempty" validate:"min=0,max=100000"`
+	// URLs, for verify: the HTTP(S) URLs to probe. Required for verify.
+	URLs []string `json:"urls,omitempty" validate:"dive,http_url"`
+}
+
+func (s *StepConfig) name() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return string(s.Kind)
+}
+
+// Defaults of StepConfig.
+const (
+	defaultStepTimeout = time.Minute
+	defaultRetryDelay  = time.Second
+	defaultSample      = 100
+)
+
+// groupStep reports whether a step of kind k acts on DR groups.
+func groupStep(k StepKind) bool {
+	return k == StepPrecheck || k == StepFence || k == StepCatchUp || k == StepPromote
+}
+
+// Validate checks the plan on its own: struct tags, then the rules across
+// fields (unique step names, promote and catch-up after a fence, the
+// parameters each kind takes). Manager.Start also checks that the groups
+// exist and that the switchers the steps need are configured. The error is a
+// *ValidationError listing every problem found.
+func (p *PlanConfig) Validate() error {
+	v := &ValidationError{}
+	tagErrors(v, p)
+	if hasGroupStep(p.Steps) && len(p.Groups) == 0 {
+		v.add("groups", "is required: steps act on DR groups")
+	}
+	seenGroup := make(map[string]bool)
+	for i, g := range p.Groups {
+		if seenGroup[g] {
+			v.add(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("DR group %q is listed twice", g))
+		}
+		seenGroup[g] = true
+	}
+	names := make(map[string]bool)
+	fenced := false
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		path := fmt.Sprintf("steps[%d]", i)
+		if names[s.name()] {
+			v.add(path+".name", fmt.Sprintf("step name %q is used twice; name the steps", s.name()))
+		}
+		names[s.name()] = true
+		switch s.Kind {
+		case StepFence:
+			fenced = true
+		case StepCatchUp, StepPromote:
+			if !fenced {
+				v.add(path+".kind", fmt.Sprintf("%s must come after a fence step, so that the primary takes no writes meanwhile", s.Kind))
+			}
+		}
+		if s.Force && s.Kind != StepFence && s.Kind != StepPromote {
+			v.add(path+".force", "applies to fence and promote steps only")
+		}
+		if (s.MaxLagBytes != 0 || s.MaxLag != 0) && s.Kind != StepPrecheck {
+			v.add(path+".max_lag", "applies to precheck steps only")
+		}
+		if s.Sample != 0 && s.Kind != StepPromote {
+			v.add(path+".sample", "applies to promote steps only")
+		}
+		if s.Kind == StepVerify && len(s.URLs) == 0 {
+			v.add(path+".urls", "is required for verify")
+		}
+		if len(s.URLs) > 0 && s.Kind != StepVerify {
+			v.add(path+".urls", "applies to verify steps only")
+		}
+	}
+	return v.err()
+}
+
+func hasGroupStep(steps []StepConfig) bool {
+	return slices.ContainsFunc(steps, func(s StepConfig) bool { return groupStep(s.Kind) })
+}
+
+// DNSSwitcher points the internal DNS names of the services at a center.
+// The reference server implements it with dnsctl. SwitchDNS must be
+// idempotent: a retried step calls it again.
+type DNSSwitcher interface {
+	SwitchDNS(ctx context.Context, to Side) error
+}
+
+// TrafficSwitcher points load balancers and gateway upstreams at a center.
+// The reference server implements it with lb and gateway. SwitchTraffic must
+// be idempotent.
+type TrafficSwitcher interface {
+	SwitchTraffic(ctx context.Context, to Side) error
+}
+
+// AppStarter starts and stops the applications of a center. The reference
+// server implements it with deploy. Both calls must be idempotent.
+type AppStarter interface {
+	StartApps(ctx context.Context, in Side) error
+	StopApps(ctx context.Context, in Side) error
+}
