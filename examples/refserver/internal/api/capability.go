@@ -88,8 +88,10 @@ func asFieldError(err error) error {
 }
 
 type resourceCreate struct {
-	TeamID string          `json:"team_id" validate:"max=64"`
-	Spec   json.RawMessage `json:"spec" validate:"required"`
+	TeamID string `json:"team_id" validate:"max=64"`
+	// ProjectID places the resource in one of the team's projects; the team follows from it.
+	ProjectID string          `json:"project_id" validate:"max=64"`
+	Spec      json.RawMessage `json:"spec" validate:"required"`
 }
 
 type resourceUpdate struct {
@@ -147,7 +149,7 @@ func (cr *capabilityRoutes) action(name string, a Action, all bool) func(http.Re
 			var targets []store.Resource
 			if all {
 				var err error
-				if targets, err = tx.Resources(r.Context(), cr.c.Kind, ""); err != nil {
+				if targets, err = tx.Resources(r.Context(), cr.c.Kind, "", ""); err != nil {
 					return err
 				}
 			} else {
@@ -214,7 +216,7 @@ func (cr *capabilityRoutes) load(r *http.Request, tx store.Reader) (store.Resour
 func (cr *capabilityRoutes) list(w http.ResponseWriter, r *http.Request) error {
 	var out []store.Resource
 	err := cr.s.store.View(r.Context(), func(tx store.Reader) (err error) {
-		out, err = tx.Resources(r.Context(), cr.c.Kind, scope(r))
+		out, err = tx.Resources(r.Context(), cr.c.Kind, scope(r), r.URL.Query().Get("project_id"))
 		return err
 	})
 	if err != nil {
@@ -250,11 +252,11 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 	defer cr.mu.Unlock()
 	var out store.Resource
 	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
-		team, err := ownTeam(r, tx, in.TeamID, true)
+		team, err := ownProject(r, tx, in.TeamID, in.ProjectID)
 		if err != nil {
 			return err
 		}
-		out, err = tx.PutResource(r.Context(), store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, Name: name, Spec: in.Spec})
+		out, err = tx.PutResource(r.Context(), store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: in.Spec})
 		return err
 	})
 	if err != nil {
@@ -392,7 +394,7 @@ func (s *Server) RestorePlanes(ctx context.Context) error {
 		}
 		var all []store.Resource
 		err := s.store.View(ctx, func(tx store.Reader) (err error) {
-			all, err = tx.Resources(ctx, cr.c.Kind, "")
+			all, err = tx.Resources(ctx, cr.c.Kind, "", "")
 			return err
 		})
 		if err != nil {

@@ -284,3 +284,22 @@ func TestCapabilityActions(t *testing.T) {
 	require.Contains(t, audit.raw, `"action":"grow"`)
 	require.Contains(t, audit.raw, `"by":10`)
 }
+
+func TestCapabilityResourcesBelongToAProject(t *testing.T) {
+	f := newFixture(t)
+	withWidgets(f, &recordingPlane{})
+	r := f.do("POST", "/api/v1/widgets", f.admin, `{"project_id":"`+f.proj[0].ID+`","spec":{"name":"w","size":1}}`)
+	require.Equal(t, 201, r.status, r.raw)
+	require.Equal(t, f.teams[0].ID, r.body["team_id"], "the team follows from the project")
+	require.Equal(t, f.proj[0].ID, r.body["project_id"])
+
+	r = f.do("POST", "/api/v1/widgets", f.secret[0], `{"project_id":"`+f.proj[1].ID+`","spec":{"name":"x","size":1}}`)
+	require.Equal(t, "no such project", r.fields()["project_id"], "another team's project is invisible")
+	r = f.do("POST", "/api/v1/widgets", f.admin, `{"team_id":"`+f.teams[1].ID+`","project_id":"`+f.proj[0].ID+`","spec":{"name":"x","size":1}}`)
+	require.Equal(t, "differs from the project's team", r.fields()["team_id"])
+
+	require.Equal(t, 201, f.do("POST", "/api/v1/widgets", f.secret[0], `{"spec":{"name":"teamwide","size":1}}`).status)
+	require.Len(t, f.do("GET", "/api/v1/widgets", f.secret[0], "").ids(), 2)
+	require.Len(t, f.do("GET", "/api/v1/widgets?project_id="+f.proj[0].ID, f.secret[0], "").ids(), 1)
+	require.Equal(t, 409, f.do("DELETE", "/api/v1/projects/"+f.proj[0].ID, f.secret[0], "").status, "a project with resources is not deleted")
+}

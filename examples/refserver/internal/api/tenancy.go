@@ -77,6 +77,28 @@ func ownTeam(r *http.Request, tx store.Reader, named string, required bool) (str
 	return named, nil
 }
 
+// ownProject resolves the team of a new resource that may name a project: the project must be
+// visible, and its team is the resource's (a team_id naming another team is invalid).
+func ownProject(r *http.Request, tx store.Reader, teamID, projectID string) (string, error) {
+	if projectID == "" {
+		return ownTeam(r, tx, teamID, true)
+	}
+	p, err := tx.Project(r.Context(), projectID)
+	if err == nil {
+		err = visible(r, "project", p.TeamID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fieldError(map[string]string{"project_id": "no such project"})
+	}
+	if err != nil {
+		return "", err
+	}
+	if teamID != "" && teamID != p.TeamID {
+		return "", fieldError(map[string]string{"team_id": "differs from the project's team"})
+	}
+	return p.TeamID, nil
+}
+
 type list[T any] struct {
 	Items []T `json:"items"`
 }

@@ -64,6 +64,7 @@ CREATE TABLE resources (
 	kind            TEXT NOT NULL,
 	id              TEXT NOT NULL,
 	team_id         TEXT NOT NULL REFERENCES teams(id) ON DELETE RESTRICT,
+	project_id      TEXT REFERENCES projects(id) ON DELETE RESTRICT,
 	name            TEXT NOT NULL,
 	spec            TEXT NOT NULL,
 	revision        INTEGER NOT NULL,
@@ -268,7 +269,7 @@ type sqliteReader struct{ tx *sql.Tx }
 const (
 	teamSelect     = `SELECT id, name, description, created_at, updated_at FROM teams`
 	projectSelect  = `SELECT id, team_id, name, description, created_at, updated_at FROM projects`
-	resourceSelect = `SELECT kind, id, team_id, name, spec, revision, pushed_revision, pushed_spec, pushed_at, created_at, updated_at FROM resources`
+	resourceSelect = `SELECT kind, id, team_id, COALESCE(project_id, ''), name, spec, revision, pushed_revision, pushed_spec, pushed_at, created_at, updated_at FROM resources`
 	tokenSelect    = `SELECT id, COALESCE(team_id, ''), name, hash, created_at, last_used_at FROM tokens`
 )
 
@@ -313,7 +314,7 @@ func scanResource(row scanner) (Resource, error) {
 	var r Resource
 	var spec, c, u string
 	var pushed, pushedSpec sql.NullString
-	if err := row.Scan(&r.Kind, &r.ID, &r.TeamID, &r.Name, &spec, &r.Revision, &r.PushedRevision, &pushedSpec, &pushed, &c, &u); err != nil {
+	if err := row.Scan(&r.Kind, &r.ID, &r.TeamID, &r.ProjectID, &r.Name, &spec, &r.Revision, &r.PushedRevision, &pushedSpec, &pushed, &c, &u); err != nil {
 		return Resource{}, notFound("resource", err)
 	}
 	r.Spec = json.RawMessage(spec)
@@ -397,10 +398,13 @@ func (r sqliteReader) Resource(ctx context.Context, kind, id string) (Resource, 
 	return res, err
 }
 
-func (r sqliteReader) Resources(ctx context.Context, kind, teamID string) ([]Resource, error) {
+func (r sqliteReader) Resources(ctx context.Context, kind, teamID, projectID string) ([]Resource, error) {
 	q, args := resourceSelect+` WHERE kind = ?`, []any{kind}
 	if teamID != "" {
 		q, args = q+` AND team_id = ?`, append(args, teamID)
+	}
+	if projectID != "" {
+		q, args = q+` AND project_id = ?`, append(args, projectID)
 	}
 	rows, err := r.tx.QueryContext(ctx, q+` ORDER BY team_id, name`, args...)
 	return scanAll(rows, err, scanResource)
@@ -577,12 +581,16 @@ func (t *sqliteTx) PutResource(ctx context.Context, v Resource) (Resource, error
 	}
 	v.CreatedAt, v.UpdatedAt, v.Revision, v.PushedRevision, v.PushedSpec, v.PushedAt = t.now, t.now, 1, 0, nil, nil
 	if found {
-		v.CreatedAt, v.TeamID, v.Revision = old.CreatedAt, old.TeamID, old.Revision+1
+		v.CreatedAt, v.TeamID, v.ProjectID, v.Revision = old.CreatedAt, old.TeamID, old.ProjectID, old.Revision+1
 		v.PushedRevision, v.PushedSpec, v.PushedAt = old.PushedRevision, old.PushedSpec, old.PushedAt
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO resources(kind, id, team_id, name, spec, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	var project any
+	if v.ProjectID != "" {
+		project = v.ProjectID
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO resources(kind, id, team_id, project_id, name, spec, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(kind, id) DO UPDATE SET name = excluded.name, spec = excluded.spec, revision = excluded.revision, updated_at = excluded.updated_at`,
-		v.Kind, v.ID, v.TeamID, v.Name, string(v.Spec), v.Revision, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
+		v.Kind, v.ID, v.TeamID, project, v.Name, string(v.Spec), v.Revision, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
 	if err != nil {
 		return Resource{}, constraint(v.Kind, v.ID, err)
 	}

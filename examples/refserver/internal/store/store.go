@@ -59,11 +59,13 @@ func (t Token) Admin() bool { return t.TeamID == "" }
 // the refserver stores it as JSON and pushes it (下发) to the data plane, which validates it
 // with the capability package's own rules. Names are unique per kind and team.
 type Resource struct {
-	Kind   string          `json:"kind"`
-	ID     string          `json:"id"`
-	TeamID string          `json:"team_id"`
-	Name   string          `json:"name"`
-	Spec   json.RawMessage `json:"spec"`
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	TeamID string `json:"team_id"`
+	// ProjectID, when set, is the team's project the resource belongs to.
+	ProjectID string          `json:"project_id,omitempty"`
+	Name      string          `json:"name"`
+	Spec      json.RawMessage `json:"spec"`
 	// Revision counts saved changes, from 1.
 	Revision int64 `json:"revision"`
 	// PushedRevision is the revision last pushed to the data plane, 0 if never, and
@@ -139,8 +141,9 @@ type Reader interface {
 	Token(ctx context.Context, id string) (Token, error)
 	Tokens(ctx context.Context, teamID string) ([]Token, error)
 	Resource(ctx context.Context, kind, id string) (Resource, error)
-	// Resources lists a kind's resources, of one team or (teamID "") of all.
-	Resources(ctx context.Context, kind, teamID string) ([]Resource, error)
+	// Resources lists a kind's resources, of one team or (teamID "") of all, and of one
+	// project or (projectID "") of all.
+	Resources(ctx context.Context, kind, teamID, projectID string) ([]Resource, error)
 	// Setting reads a platform-wide setting (JSON), ErrNotFound if never set.
 	Setting(ctx context.Context, key string) (json.RawMessage, error)
 	// AdminTokenCount counts platform admin tokens, so the first start can create one.
@@ -156,8 +159,8 @@ type Tx interface {
 	DeleteProject(ctx context.Context, id string) error
 	PutToken(ctx context.Context, t Token) (Token, error) // create only
 	DeleteToken(ctx context.Context, id string) error
-	// PutResource creates or updates a resource; an update bumps its revision. Its team
-	// never changes.
+	// PutResource creates or updates a resource; an update bumps its revision. Its team and
+	// project never change.
 	PutResource(ctx context.Context, r Resource) (Resource, error)
 	// MarkPushed records that revision rev, which must be the current one, was pushed to
 	// the data plane, audited as a "push" of the resource.
