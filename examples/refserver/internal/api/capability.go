@@ -42,6 +42,8 @@ type Capability struct {
 	// POST /api/v1/{path}/{id}/{name} on one resource and, for the admin and actions that
 	// say so, at POST /api/v1/{path}/{name} on every resource of the kind at once.
 	Actions map[string]Action
+	// Parts are lists inside the spec that are edited one item at a time.
+	Parts []Part
 }
 
 // Action is an operation on the data plane, such as a DNS switch, whose effect the store
@@ -127,6 +129,7 @@ func (s *Server) mount(api func(string, func(http.ResponseWriter, *http.Request)
 			api("POST "+base+"/"+name, cr.action(name, a, true))
 		}
 	}
+	cr.mountParts(api)
 	s.capabilities = append(s.capabilities, cr)
 }
 

@@ -30,9 +30,16 @@ func NewBalancers(log *slog.Logger, reg prometheus.Registerer) *Balancers {
 	return &Balancers{log: log, reg: reg, running: map[string]*lb.Balancer{}}
 }
 
-// Capability mounts balancers under /api/v1/balancers.
+// Capability mounts balancers under /api/v1/balancers, with their listeners (and each
+// listener's forwarding rules) and server groups (and each group's servers) editable one by one.
 func (p *Balancers) Capability() api.Capability {
-	return api.Capability{Kind: "balancer", Path: "balancers", IDPrefix: "lb", Check: checkBalancer, Plane: p}
+	return api.Capability{
+		Kind: "balancer", Path: "balancers", IDPrefix: "lb", Check: checkBalancer, Plane: p,
+		Parts: []api.Part{
+			{Name: "listeners", Key: "name", Children: []string{"rules"}},
+			{Name: "groups", Key: "name", Children: []string{"servers"}},
+		},
+	}
 }
 
 func checkBalancer(spec json.RawMessage) (string, error) {
