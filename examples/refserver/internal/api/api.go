@@ -40,6 +40,8 @@ type Options struct {
 	Capabilities []Capability
 	// Settings are platform-wide data-plane settings this server manages.
 	Settings []Setting
+	// Routes are data planes' own endpoints.
+	Routes []Route
 }
 
 // Server is the HTTP handler of one center.
@@ -80,7 +82,7 @@ func New(o Options) *Server {
 		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s.metrics = newMetrics(s.registry)
-	s.handler = s.routes(o.Capabilities, o.Settings)
+	s.handler = s.routes(o)
 	return s
 }
 
@@ -91,7 +93,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // stop sending new work before the listener closes.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-func (s *Server) routes(capabilities []Capability, settings []Setting) http.Handler {
+func (s *Server) routes(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -123,11 +125,14 @@ func (s *Server) routes(capabilities []Capability, settings []Setting) http.Hand
 
 	api("GET /api/v1/audit", s.listAudit)
 
-	for _, c := range capabilities {
+	for _, c := range o.Capabilities {
 		s.mount(api, c)
 	}
-	for _, st := range settings {
+	for _, st := range o.Settings {
 		s.mountSetting(api, st)
+	}
+	for _, rt := range o.Routes {
+		s.mountRoute(api, rt)
 	}
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

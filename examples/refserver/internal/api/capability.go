@@ -44,6 +44,9 @@ type Capability struct {
 	Actions map[string]Action
 	// Parts are lists inside the spec that are edited one item at a time.
 	Parts []Part
+	// Redact, when set, hides secrets (passwords) of a spec in every answer; the store keeps
+	// them. A PUT must then send them again.
+	Redact func(spec json.RawMessage) json.RawMessage
 }
 
 // Action is an operation on the data plane, such as a DNS switch, whose effect the store
@@ -142,32 +145,37 @@ func (cr *capabilityRoutes) action(name string, a Action, all bool) func(http.Re
 			}
 		}
 		in := a.Input()
-		if err := cr.s.decode(w, r, in); err != nil {
+		// An action without parameters may be posted without a body.
+		if r.ContentLength != 0 {
+			if err := cr.s.decode(w, r, in); err != nil {
+				return err
+			}
+		} else if err := cr.s.validate(in); err != nil {
 			return err
 		}
 		cr.mu.Lock()
 		defer cr.mu.Unlock()
-		var result any
-		err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
-			var targets []store.Resource
+		var targets []store.Resource
+		err := cr.s.store.View(r.Context(), func(tx store.Reader) error {
 			if all {
 				var err error
-				if targets, err = tx.Resources(r.Context(), cr.c.Kind, "", ""); err != nil {
-					return err
-				}
-			} else {
-				res, err := cr.load(r, tx)
-				if err != nil {
-					return err
-				}
-				targets = []store.Resource{res}
+				targets, err = tx.Resources(r.Context(), cr.c.Kind, "", "")
+				return err
 			}
-			changed, out, err := a.Do(r.Context(), targets, in)
-			if err != nil {
-				return asFieldError(err)
-			}
-			result = out
-			detail := map[string]any{"input": in, "result": out}
+			res, err := cr.load(r, tx)
+			targets = []store.Resource{res}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Outside the write transaction, as for a push.
+		changed, result, err := a.Do(r.Context(), targets, in)
+		if err != nil {
+			return asFieldError(err)
+		}
+		detail := map[string]any{"input": in, "result": result}
+		err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
 			for _, res := range targets {
 				if err := tx.Record(r.Context(), name, cr.c.Kind, res.ID, res.TeamID, detail); err != nil {
 					return err
@@ -225,8 +233,22 @@ func (cr *capabilityRoutes) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for i := range out {
+		out[i] = cr.redact(out[i])
+	}
 	writeJSON(w, http.StatusOK, list[store.Resource]{out})
 	return nil
+}
+
+// redact hides a resource's secrets for an answer.
+func (cr *capabilityRoutes) redact(res store.Resource) store.Resource {
+	if cr.c.Redact != nil {
+		res.Spec = cr.c.Redact(res.Spec)
+		if res.PushedSpec != nil {
+			res.PushedSpec = cr.c.Redact(res.PushedSpec)
+		}
+	}
+	return res
 }
 
 func (cr *capabilityRoutes) get(w http.ResponseWriter, r *http.Request) error {
@@ -238,7 +260,7 @@ func (cr *capabilityRoutes) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, cr.redact(out))
 	return nil
 }
 
@@ -265,7 +287,7 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, http.StatusCreated, cr.redact(out))
 	return nil
 }
 
@@ -293,7 +315,7 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, cr.redact(out))
 	return nil
 }
 
@@ -334,20 +356,22 @@ func (cr *capabilityRoutes) push(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// The data plane is called outside the store's write transaction: it may write to the
+	// store itself (a DR group records its transitions). cr.mu keeps the resource still.
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
+	res, err := cr.view(r)
+	if err != nil {
+		return err
+	}
+	if in.Revision != 0 && in.Revision != res.Revision {
+		return newError(http.StatusConflict, codeConflict, "revision %d was asked for but %d is current", in.Revision, res.Revision)
+	}
+	if err := cr.c.Plane.Push(r.Context(), res); err != nil {
+		return asFieldError(err)
+	}
 	var out store.Resource
-	err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
-		res, err := cr.load(r, tx)
-		if err != nil {
-			return err
-		}
-		if in.Revision != 0 && in.Revision != res.Revision {
-			return newError(http.StatusConflict, codeConflict, "revision %d was asked for but %d is current", in.Revision, res.Revision)
-		}
-		if err := cr.c.Plane.Push(r.Context(), res); err != nil {
-			return asFieldError(err)
-		}
+	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
 		if err := tx.MarkPushed(r.Context(), cr.c.Kind, res.ID, res.Revision); err != nil {
 			return err
 		}
@@ -357,7 +381,7 @@ func (cr *capabilityRoutes) push(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, cr.redact(out))
 	return nil
 }
 

@@ -219,7 +219,7 @@ func (cr *capabilityRoutes) partEdit(p Part, e edit) func(http.ResponseWriter, *
 		if r.Method == http.MethodPost {
 			status = http.StatusCreated
 		}
-		writeJSON(w, status, out)
+		writeJSON(w, status, cr.redact(out))
 		return nil
 	}
 }

@@ -44,6 +44,14 @@ type Center struct {
 
 type closer interface{ Close(context.Context) error }
 
+func closeAll(ctx context.Context, cs []closer) error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
 // Options are the parts of a center that do not come from its configuration.
 type Options struct {
 	Logger *slog.Logger
@@ -84,19 +92,35 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	balancers := planes.NewBalancers(log, reg)
 	capabilities := []api.Capability{balancers.Capability()}
 	var settings []api.Setting
+	var zones *planes.Zones
 	closers := []closer{balancers}
 	if cfg.DNS.Listen != "" {
 		dns, err := startDNS(ctx, cfg, log, reg)
 		if err != nil {
+			closeAll(ctx, closers)
 			ln.Close()
 			st.Close()
 			return nil, err
 		}
-		zones := planes.NewZones(dns)
+		zones = planes.NewZones(dns, st)
 		capabilities = append(capabilities, zones.Capability())
 		settings = append(settings, zones.ViewsSetting())
 		closers = append(closers, dns)
 	}
+	drOpts := planes.DROptions{Store: st, Logger: log, Registerer: reg}
+	if zones != nil {
+		drOpts.DNS = zones
+	}
+	drPlane, err := planes.NewDR(drOpts)
+	if err != nil {
+		closeAll(ctx, closers)
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	capabilities = append(capabilities, drPlane.Groups(), drPlane.Plans())
+	// DR closes first: its runs may still switch DNS.
+	closers = append([]closer{drPlane}, closers...)
 	a := api.New(api.Options{
 		Center:       api.Center{Name: cfg.Center.Name, Role: cfg.Center.Role},
 		Store:        st,
@@ -105,6 +129,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Registry:     reg,
 		Capabilities: capabilities,
 		Settings:     settings,
+		Routes:       drPlane.Routes(),
 	})
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
@@ -149,10 +174,8 @@ func (c *Center) Serve(ctx context.Context) error {
 	if err := c.srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("center %s: shutdown: %w", c.cfg.Center.Name, err)
 	}
-	for _, p := range c.planes {
-		if err := p.Close(shutdownCtx); err != nil && serveErr == nil {
-			serveErr = fmt.Errorf("center %s: stop data plane: %w", c.cfg.Center.Name, err)
-		}
+	if err := closeAll(shutdownCtx, c.planes); err != nil && serveErr == nil {
+		serveErr = fmt.Errorf("center %s: stop data plane: %w", c.cfg.Center.Name, err)
 	}
 	if err := c.store.Close(); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("center %s: close store: %w", c.cfg.Center.Name, err)

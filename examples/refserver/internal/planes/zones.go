@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
 	"github.com/shuanghuo/shuanghuo/dnsctl"
+	"github.com/shuanghuo/shuanghuo/dr"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
@@ -17,14 +19,52 @@ import (
 // per-center record sets from one center to another.
 type Zones struct {
 	srv *dnsctl.Server
+	st  store.Store
 
 	mu    sync.Mutex
 	owner map[string]string // origin → the resource that serves it
 }
 
-// NewZones returns the zone plane of srv, a started dnsctl server.
-func NewZones(srv *dnsctl.Server) *Zones {
-	return &Zones{srv: srv, owner: map[string]string{}}
+// NewZones returns the zone plane of srv, a started dnsctl server; st keeps what a DR plan's
+// switch does to the zones.
+func NewZones(srv *dnsctl.Server, st store.Store) *Zones {
+	return &Zones{srv: srv, st: st, owner: map[string]string{}}
+}
+
+// SwitchDNS implements dr.DNSSwitcher for the switch-dns step of DR plans: every zone moves to
+// center to in one atomic step, and the zones as then served are saved, already pushed, so
+// that a restart keeps the switch.
+func (p *Zones) SwitchDNS(ctx context.Context, to dr.Side) error {
+	if _, err := p.srv.Switch(ctx, dnsctl.Scope{}, string(to)); err != nil && !errors.Is(err, dnsctl.ErrRecordSetNotFound) {
+		return fmt.Errorf("planes: switch DNS to %s: %w", to, err)
+	}
+	p.mu.Lock()
+	owned := maps.Clone(p.owner)
+	p.mu.Unlock()
+	return p.st.Change(ctx, store.Actor{TokenID: "dr"}, func(tx store.Tx) error {
+		for origin, id := range owned {
+			spec, err := p.served(origin)
+			if err != nil {
+				return err
+			}
+			res, err := tx.Resource(ctx, "zone", id)
+			if err != nil {
+				return err
+			}
+			res.Spec = spec
+			saved, err := tx.PutResource(ctx, res)
+			if err != nil {
+				return err
+			}
+			if err := tx.MarkPushed(ctx, "zone", id, saved.Revision); err != nil {
+				return err
+			}
+			if err := tx.Record(ctx, "switch", "zone", id, res.TeamID, map[string]any{"to": to, "by": "dr plan"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Capability mounts zones under /api/v1/zones, with two actions on the running zone:

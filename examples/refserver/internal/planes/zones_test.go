@@ -18,7 +18,7 @@ func startZones(t *testing.T) *Zones {
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(context.Background()))
 	t.Cleanup(func() { srv.Close(context.Background()) })
-	return NewZones(srv)
+	return NewZones(srv, nil)
 }
 
 func zoneResource(id, spec string) store.Resource {
@@ -97,4 +97,11 @@ func TestChangesApplyAsOneBatch(t *testing.T) {
 	var z dnsctl.Zone
 	require.NoError(t, json.Unmarshal(changed["zn_1"], &z))
 	require.Len(t, z.RecordSets, 2)
+}
+
+func TestDRGroupPasswordsAreHidden(t *testing.T) {
+	out := redactGroup(json.RawMessage(`{"name":"g","a":{"addr":"x:1","password":"s3cret"},"b":{"addr":"y:1"}}`))
+	require.NotContains(t, string(out), "s3cret")
+	require.Contains(t, string(out), `"password":"(hidden)"`)
+	require.Contains(t, string(out), `"addr":"y:1"`)
 }

@@ -76,6 +76,13 @@ CREATE TABLE resources (
 	PRIMARY KEY (kind, id),
 	UNIQUE (kind, team_id, name)
 );
+CREATE TABLE docs (
+	kind       TEXT NOT NULL,
+	id         TEXT NOT NULL,
+	data       TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (kind, id)
+);
 CREATE TABLE settings (
 	key        TEXT PRIMARY KEY,
 	value      TEXT NOT NULL,
@@ -201,6 +208,37 @@ func (s *SQLite) TouchToken(ctx context.Context, id string, at time.Time) error 
 		return fmt.Errorf("store: touch token %s: %w", id, err)
 	}
 	return nil
+}
+
+// PutDoc implements Store.
+func (s *SQLite) PutDoc(ctx context.Context, kind, id string, data json.RawMessage) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO docs(kind, id, data, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(kind, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`, kind, id, string(data), fmtTime(s.now()))
+	if err != nil {
+		return fmt.Errorf("store: write %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// Doc implements Store.
+func (s *SQLite) Doc(ctx context.Context, kind, id string) (json.RawMessage, error) {
+	var data string
+	if err := s.db.QueryRowContext(ctx, `SELECT data FROM docs WHERE kind = ? AND id = ?`, kind, id).Scan(&data); err != nil {
+		return nil, notFound(kind+" "+id, err)
+	}
+	return json.RawMessage(data), nil
+}
+
+// Docs implements Store.
+func (s *SQLite) Docs(ctx context.Context, kind, prefix string) ([]json.RawMessage, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT data FROM docs WHERE kind = ? AND substr(id, 1, ?) = ? ORDER BY id`, kind, len(prefix), prefix)
+	return scanAll(rows, err, func(row scanner) (json.RawMessage, error) {
+		var data string
+		if err := row.Scan(&data); err != nil {
+			return nil, fmt.Errorf("store: scan %s: %w", kind, err)
+		}
+		return json.RawMessage(data), nil
+	})
 }
 
 // Audit implements Store.

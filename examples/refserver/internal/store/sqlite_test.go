@@ -198,3 +198,17 @@ func TestSettingsAreAudited(t *testing.T) {
 	require.Equal(t, "update", recs[0].Action)
 	require.JSONEq(t, `[]`, string(recs[0].Before))
 }
+
+func TestDocsByPrefixInIDOrder(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	for _, id := range []string{"orders/0002", "orders/0001", "payments/0001"} {
+		require.NoError(t, s.PutDoc(ctx, "dr.transition", id, json.RawMessage(`"`+id+`"`)))
+	}
+	require.NoError(t, s.PutDoc(ctx, "dr.transition", "orders/0001", json.RawMessage(`"replaced"`)))
+	docs, err := s.Docs(ctx, "dr.transition", "orders/")
+	require.NoError(t, err)
+	require.Equal(t, []json.RawMessage{json.RawMessage(`"replaced"`), json.RawMessage(`"orders/0002"`)}, docs)
+	_, err = s.Doc(ctx, "dr.run", "r1")
+	require.ErrorIs(t, err, ErrNotFound)
+}

@@ -125,6 +125,14 @@ type Store interface {
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
 	// TouchToken records that a token was used.
 	TouchToken(ctx context.Context, id string, at time.Time) error
+	// PutDoc stores a data plane's own record (a DR run, a sync transition) under kind and
+	// id, replacing one with the same id. Docs are not audited: they are what happened, not
+	// changes someone made.
+	PutDoc(ctx context.Context, kind, id string, data json.RawMessage) error
+	// Doc reads one doc, ErrNotFound if absent.
+	Doc(ctx context.Context, kind, id string) (json.RawMessage, error)
+	// Docs lists a kind's docs whose id starts with prefix, in id order.
+	Docs(ctx context.Context, kind, prefix string) ([]json.RawMessage, error)
 	// Ping checks the store answers.
 	Ping(ctx context.Context) error
 	// SchemaVersion is the last migration applied.

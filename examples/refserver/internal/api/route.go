@@ -1,0 +1,70 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+)
+
+// Route is an endpoint a data plane serves beside its resources, such as the runs of DR
+// plans. It is authenticated like every API endpoint and answers in the same envelope.
+type Route struct {
+	// Pattern is a ServeMux pattern under /api/v1, e.g. "GET /api/v1/dr/runs/{id}".
+	Pattern string
+	// Handle serves one request.
+	Handle func(c *Call) error
+}
+
+// Call is one request to a Route.
+type Call struct {
+	W http.ResponseWriter
+	R *http.Request
+	s *Server
+}
+
+// TeamID is the caller's team; empty for the platform admin.
+func (c *Call) TeamID() string { return caller(c.R.Context()).TeamID }
+
+// Sees reports whether the caller may see what belongs to teamID.
+func (c *Call) Sees(teamID string) bool {
+	t := caller(c.R.Context())
+	return t.Admin() || t.TeamID == teamID
+}
+
+// Decode reads and validates the JSON body into v, as every endpoint does.
+func (c *Call) Decode(v any) error { return c.s.decode(c.W, c.R, v) }
+
+// JSON answers v.
+func (c *Call) JSON(status int, v any) { writeJSON(c.W, status, v) }
+
+// Resource reads a stored resource the caller may see; another team's answers ErrNotFound.
+func (c *Call) Resource(kind, id string) (store.Resource, error) {
+	var res store.Resource
+	err := c.s.store.View(c.R.Context(), func(tx store.Reader) (err error) {
+		res, err = tx.Resource(c.R.Context(), kind, id)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	return res, visible(c.R, kind, res.TeamID)
+}
+
+// Audit records an operation of the caller in the audit log, e.g. a DR run started.
+func (c *Call) Audit(action, kind, id, teamID string, detail any) error {
+	return c.s.store.Change(c.R.Context(), c.s.actor(c.R), func(tx store.Tx) error {
+		return tx.Record(c.R.Context(), action, kind, id, teamID, detail)
+	})
+}
+
+// Invalid is a field error of the request, for a Route's input checks.
+func Invalid(fields map[string]string) error { return fieldError(fields) }
+
+// Conflict is a 409 with a message, for a Route refusing what the state does not allow.
+func Conflict(msg string) error { return newError(http.StatusConflict, codeConflict, "%s", msg) }
+
+func (s *Server) mountRoute(api func(string, func(http.ResponseWriter, *http.Request) error), rt Route) {
+	api(rt.Pattern, func(w http.ResponseWriter, r *http.Request) error {
+		return rt.Handle(&Call{W: w, R: r, s: s})
+	})
+}

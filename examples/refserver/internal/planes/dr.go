@@ -1,0 +1,491 @@
+package planes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shuanghuo/shuanghuo/dr"
+	drredis "github.com/shuanghuo/shuanghuo/dr/redis"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+)
+
+// DR runs this center's dr.Manager: DR groups are pushed resources (/api/v1/dr/groups), DR
+// plans saved ones (/api/v1/dr/plans) that start switchovers and drills, and runs are
+// followed at /api/v1/dr/runs. Transitions and runs are kept in the store.
+type DR struct {
+	m      *dr.Manager
+	st     store.Store
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	owners map[string]string // DR group name → the resource that defines it
+}
+
+// DROptions are what the DR plane needs from the rest of the center.
+type DROptions struct {
+	Store      store.Store
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// DNS switches names for switch-dns steps; nil rejects plans with such steps.
+	DNS dr.DNSSwitcher
+}
+
+// NewDR starts the manager and its monitor, which reads every group's link and lag each
+// second and keeps the last contact with each primary for RPO.
+func NewDR(o DROptions) (*DR, error) {
+	m, err := dr.New(dr.Options{
+		Drivers:    map[dr.Kind]dr.DriverFunc{dr.KindRedis: drredis.Open},
+		Store:      drStore{o.Store},
+		DNS:        o.DNS,
+		HTTPClient: &http.Client{},
+		Registerer: o.Registerer,
+		Logger:     o.Logger.With("component", "dr"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("planes: dr: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &DR{m: m, st: o.Store, cancel: cancel, done: make(chan struct{}), owners: map[string]string{}}
+	go func() {
+		defer close(p.done)
+		m.Monitor(ctx)
+	}()
+	return p, nil
+}
+
+// Close stops the monitor, cancels runs in progress and closes the drivers.
+func (p *DR) Close(context.Context) error {
+	p.cancel()
+	<-p.done
+	return p.m.Close()
+}
+
+// Groups is the DR group capability: push adds the group to the manager; pair ("run forward
+// sync now"), reverse and unpair are actions; status reads the link and the lag.
+func (p *DR) Groups() api.Capability {
+	empty := func() any { return &struct{}{} }
+	return api.Capability{
+		Kind: "drgroup", Path: "dr/groups", IDPrefix: "dg", Check: checkGroup, Plane: groupPlane{p},
+		Redact: redactGroup,
+		Actions: map[string]api.Action{
+			"pair":    {Input: empty, Do: p.groupOp((*dr.Manager).Pair)},
+			"reverse": {Input: empty, Do: p.groupOp((*dr.Manager).Reverse)},
+			"unpair":  {Input: empty, Do: p.groupOp((*dr.Manager).Unpair)},
+		},
+	}
+}
+
+// Plans is the DR plan capability: a plan is saved, not pushed, and started as a switchover
+// or a drill on the DR groups of its own team.
+func (p *DR) Plans() api.Capability {
+	empty := func() any { return &struct{}{} }
+	return api.Capability{
+		Kind: "drplan", Path: "dr/plans", IDPrefix: "dp", Check: checkPlan,
+		Actions: map[string]api.Action{
+			"switchover": {Input: empty, Do: p.start(dr.ModeSwitchover)},
+			"drill":      {Input: empty, Do: p.start(dr.ModeDrill)},
+		},
+	}
+}
+
+func checkGroup(spec json.RawMessage) (string, error) {
+	var cfg dr.GroupConfig
+	if err := decodeStrict(spec, &cfg); err != nil {
+		return "", err
+	}
+	if err := cfg.Validate(); err != nil {
+		return "", drError(err)
+	}
+	return cfg.Name, nil
+}
+
+func checkPlan(spec json.RawMessage) (string, error) {
+	var cfg dr.PlanConfig
+	if err := decodeStrict(spec, &cfg); err != nil {
+		return "", err
+	}
+	if err := cfg.Validate(); err != nil {
+		return "", drError(err)
+	}
+	return cfg.Name, nil
+}
+
+func drError(err error) error {
+	var verr *dr.ValidationError
+	if errors.As(err, &verr) {
+		return api.InvalidSpec(verr.Fields)
+	}
+	return err
+}
+
+// redactGroup hides the instances' passwords.
+func redactGroup(spec json.RawMessage) json.RawMessage {
+	var m map[string]any
+	if json.Unmarshal(spec, &m) != nil {
+		return spec
+	}
+	for _, side := range []string{"a", "b"} {
+		if inst, ok := m[side].(map[string]any); ok && inst["password"] != nil && inst["password"] != "" {
+			inst["password"] = "(hidden)"
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return spec
+	}
+	return out
+}
+
+// groupPlane adds, replaces and removes DR groups in the manager.
+type groupPlane struct{ p *DR }
+
+func (g groupPlane) Push(ctx context.Context, r store.Resource) error {
+	var cfg dr.GroupConfig
+	if err := decodeStrict(r.Spec, &cfg); err != nil {
+		return err
+	}
+	p := g.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if owner, ok := p.owners[cfg.Name]; ok && owner != r.ID {
+		return api.InvalidSpec{"name": fmt.Sprintf("DR group %q is already defined by %s", cfg.Name, owner)}
+	}
+	for name, owner := range p.owners {
+		if owner == r.ID {
+			// A new revision replaces the group: refused while a run or sync holds it.
+			if err := p.m.RemoveGroup(name); err != nil {
+				return api.Conflict(err.Error())
+			}
+			delete(p.owners, name)
+		}
+	}
+	if err := p.m.AddGroup(ctx, cfg); err != nil {
+		return drError(err)
+	}
+	p.owners[cfg.Name] = r.ID
+	return nil
+}
+
+func (g groupPlane) Remove(_ context.Context, r store.Resource) error {
+	p := g.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, owner := range p.owners {
+		if owner == r.ID {
+			if err := p.m.RemoveGroup(name); err != nil {
+				return api.Conflict(err.Error())
+			}
+			delete(p.owners, name)
+		}
+	}
+	return nil
+}
+
+// groupStatus is a DR group as the monitor sees it, with its transitions.
+type groupStatus struct {
+	dr.Group
+	Transitions []dr.Transition `json:"transitions"`
+}
+
+func (g groupPlane) Status(ctx context.Context, r store.Resource) (any, error) {
+	name, ok := g.p.name(r.ID)
+	if !ok {
+		return nil, fmt.Errorf("DR group %s (not pushed yet): %w", r.ID, store.ErrNotFound)
+	}
+	return g.p.status(ctx, name)
+}
+
+func (p *DR) status(ctx context.Context, name string) (groupStatus, error) {
+	// A fresh read of the link and lag; the group snapshot then carries it.
+	if _, err := p.m.Status(ctx, name); err != nil && !errors.Is(err, dr.ErrBusy) {
+		return groupStatus{}, err
+	}
+	grp, err := p.m.Group(name)
+	if err != nil {
+		return groupStatus{}, err
+	}
+	ts, err := drStore{p.st}.Transitions(ctx, name)
+	if err != nil {
+		return groupStatus{}, err
+	}
+	return groupStatus{Group: grp, Transitions: ts}, nil
+}
+
+func (p *DR) name(resourceID string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, owner := range p.owners {
+		if owner == resourceID {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// groupOp runs a sync operation on the group a resource defines and returns its status.
+func (p *DR) groupOp(op func(*dr.Manager, context.Context, string) error) func(context.Context, []store.Resource, any) (map[string]json.RawMessage, any, error) {
+	return func(ctx context.Context, targets []store.Resource, _ any) (map[string]json.RawMessage, any, error) {
+		name, ok := p.name(targets[0].ID)
+		if !ok {
+			return nil, nil, api.Conflict("the DR group is not pushed yet; push it first")
+		}
+		if err := op(p.m, ctx, name); err != nil {
+			return nil, nil, stateError(err)
+		}
+		st, err := p.status(ctx, name)
+		return nil, st, err
+	}
+}
+
+// stateError makes what the group's or run's state does not allow a 409.
+func stateError(err error) error {
+	for _, target := range []error{dr.ErrBusy, dr.ErrState, dr.ErrLagUnknown} {
+		if errors.Is(err, target) {
+			return api.Conflict(err.Error())
+		}
+	}
+	return drError(err)
+}
+
+// start runs a plan on its team's DR groups. The manager knows the plan by its resource ID,
+// so a run leads back to the plan, and through it to the team that may see the run.
+func (p *DR) start(mode dr.Mode) func(context.Context, []store.Resource, any) (map[string]json.RawMessage, any, error) {
+	return func(ctx context.Context, targets []store.Resource, _ any) (map[string]json.RawMessage, any, error) {
+		plan := targets[0]
+		var cfg dr.PlanConfig
+		if err := decodeStrict(plan.Spec, &cfg); err != nil {
+			return nil, nil, err
+		}
+		for i, name := range cfg.Groups {
+			owner, ok := p.owner(name)
+			if !ok {
+				return nil, nil, api.InvalidSpec{fmt.Sprintf("groups[%d]", i): fmt.Sprintf("no pushed DR group %q", name)}
+			}
+			var grp store.Resource
+			err := p.st.View(ctx, func(tx store.Reader) (err error) { grp, err = tx.Resource(ctx, "drgroup", owner); return err })
+			if err != nil || grp.TeamID != plan.TeamID {
+				return nil, nil, api.InvalidSpec{fmt.Sprintf("groups[%d]", i): fmt.Sprintf("no pushed DR group %q", name)}
+			}
+		}
+		cfg.Name = plan.ID
+		run, err := p.m.Start(cfg, mode)
+		if err != nil {
+			return nil, nil, stateError(err)
+		}
+		return nil, run, nil
+	}
+}
+
+func (p *DR) owner(group string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.owners[group]
+	return id, ok
+}
+
+// Routes are the runs' endpoints: list, read, follow step by step, confirm a manual gate,
+// cancel, roll back.
+func (p *DR) Routes() []api.Route {
+	return []api.Route{
+		{Pattern: "GET /api/v1/dr/runs", Handle: p.listRuns},
+		{Pattern: "GET /api/v1/dr/runs/{id}", Handle: func(c *api.Call) error {
+			run, err := p.run(c)
+			if err != nil {
+				return err
+			}
+			c.JSON(http.StatusOK, run)
+			return nil
+		}},
+		{Pattern: "GET /api/v1/dr/runs/{id}/events", Handle: p.follow},
+		{Pattern: "POST /api/v1/dr/runs/{id}/confirm", Handle: p.confirm},
+		{Pattern: "POST /api/v1/dr/runs/{id}/cancel", Handle: p.runOp("cancel", func(ctx context.Context, id string) (dr.Run, error) {
+			if err := p.m.Cancel(id); err != nil {
+				return dr.Run{}, err
+			}
+			return p.m.Run(ctx, id)
+		})},
+		{Pattern: "POST /api/v1/dr/runs/{id}/rollback", Handle: p.runOp("rollback", p.m.Rollback)},
+	}
+}
+
+// run reads a run the caller may see: its plan belongs to the caller's team.
+func (p *DR) run(c *api.Call) (dr.Run, error) {
+	id := c.R.PathValue("id")
+	run, err := p.m.Run(c.R.Context(), id)
+	if errors.Is(err, dr.ErrRunNotFound) {
+		return run, fmt.Errorf("run %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return run, err
+	}
+	if _, err := c.Resource("drplan", run.Plan); err != nil {
+		return dr.Run{}, fmt.Errorf("run %s: %w", id, store.ErrNotFound)
+	}
+	return run, nil
+}
+
+func (p *DR) listRuns(c *api.Call) error {
+	runs, err := p.m.Runs(c.R.Context())
+	if err != nil {
+		return err
+	}
+	out := []dr.Run{}
+	for _, run := range runs {
+		if _, err := c.Resource("drplan", run.Plan); err == nil {
+			out = append(out, run)
+		}
+	}
+	c.JSON(http.StatusOK, map[string]any{"items": out})
+	return nil
+}
+
+// follow streams the run's events as JSON lines, from the first, until the run stops or the
+// client goes away.
+func (p *DR) follow(c *api.Call) error {
+	run, err := p.run(c)
+	if err != nil {
+		return err
+	}
+	events, err := p.m.Follow(c.R.Context(), run.ID)
+	if err != nil {
+		return err
+	}
+	c.W.Header().Set("Content-Type", "application/x-ndjson")
+	c.W.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(c.W)
+	enc := json.NewEncoder(c.W)
+	for e := range events {
+		if enc.Encode(e) != nil || rc.Flush() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+type confirmInput struct {
+	Step string `json:"step" validate:"required,max=64"`
+}
+
+func (p *DR) confirm(c *api.Call) error {
+	run, err := p.run(c)
+	if err != nil {
+		return err
+	}
+	var in confirmInput
+	if err := c.Decode(&in); err != nil {
+		return err
+	}
+	if err := p.m.Confirm(run.ID, in.Step); err != nil {
+		return stateError(err)
+	}
+	if err := c.Audit("confirm", "drrun", run.ID, c.TeamID(), in); err != nil {
+		return err
+	}
+	run, err = p.m.Run(c.R.Context(), run.ID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, run)
+	return nil
+}
+
+func (p *DR) runOp(action string, op func(context.Context, string) (dr.Run, error)) func(*api.Call) error {
+	return func(c *api.Call) error {
+		run, err := p.run(c)
+		if err != nil {
+			return err
+		}
+		out, err := op(c.R.Context(), run.ID)
+		if err != nil {
+			return stateError(err)
+		}
+		if err := c.Audit(action, "drrun", run.ID, c.TeamID(), map[string]string{"state": string(out.State)}); err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, out)
+		return nil
+	}
+}
+
+// drStore keeps the manager's transitions and runs as docs of the center's store, so the
+// history survives a restart.
+type drStore struct{ st store.Store }
+
+const (
+	transitionDoc = "dr.transition"
+	runDoc        = "dr.run"
+)
+
+func (s drStore) AddTransition(ctx context.Context, group string, t dr.Transition) error {
+	docs, err := s.st.Docs(ctx, transitionDoc, group+"/")
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return s.st.PutDoc(ctx, transitionDoc, fmt.Sprintf("%s/%010d", group, len(docs)+1), data)
+}
+
+func (s drStore) Transitions(ctx context.Context, group string) ([]dr.Transition, error) {
+	docs, err := s.st.Docs(ctx, transitionDoc, group+"/")
+	if err != nil {
+		return nil, err
+	}
+	return decodeDocs[dr.Transition](docs)
+}
+
+func (s drStore) SaveRun(ctx context.Context, r dr.Run) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.st.PutDoc(ctx, runDoc, r.ID, data)
+}
+
+func (s drStore) Run(ctx context.Context, id string) (dr.Run, error) {
+	data, err := s.st.Doc(ctx, runDoc, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return dr.Run{}, fmt.Errorf("run %s: %w", id, dr.ErrRunNotFound)
+	}
+	if err != nil {
+		return dr.Run{}, err
+	}
+	var r dr.Run
+	return r, json.Unmarshal(data, &r)
+}
+
+func (s drStore) Runs(ctx context.Context) ([]dr.Run, error) {
+	docs, err := s.st.Docs(ctx, runDoc, "")
+	if err != nil {
+		return nil, err
+	}
+	runs, err := decodeDocs[dr.Run](docs)
+	slices.SortFunc(runs, func(a, b dr.Run) int { return b.Started.Compare(a.Started) })
+	return runs, err
+}
+
+func decodeDocs[T any](docs []json.RawMessage) ([]T, error) {
+	out := make([]T, 0, len(docs))
+	for _, d := range docs {
+		var v T
+		if err := json.Unmarshal(d, &v); err != nil {
+			return nil, fmt.Errorf("planes: stored %T: %w", v, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+var _ dr.Store = drStore{}
