@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type demoCenter struct {
 	teamToken            string
 	url                  string
 	balancerURL          string
+	drGroup, drPlan      string
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -56,6 +58,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	bDNS := fs.String("b-dns", "127.0.0.12:1053", "center B's DNS server `address` (a secondary of A's)")
 	apps := fs.String("apps", "127.0.0.21:8085,127.0.0.22:8085,127.0.0.23:8085", "the demo outpatient app's three `servers`: working in zone-1, working in zone-2, standby")
 	lbPort := fs.Int("lb-port", 20004, "the balancers' listener `port` on each center's address")
+	redisBin := fs.String("redis", defaultRedis(), "Redis server `binary` for the DR group's pair (Debian: redis-tools); empty: no DR group")
+	redisPort := fs.Int("redis-port", 6379, "the demo Redis `port` on each center's address")
 	dir := fs.String("data-dir", "", "`directory` for both centers' stores; default a fresh temporary one, removed on exit")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
@@ -92,6 +96,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// One Redis per center, the pair of the demo's DR group, if the machine has Redis.
+	var redisAddrs []string
+	if *redisBin != "" {
+		for i, api := range []string{*a, *b} {
+			host, _, _ := net.SplitHostPort(api)
+			addr := net.JoinHostPort(host, strconv.Itoa(*redisPort))
+			if err := startDemoRedis(ctx, *redisBin, addr, filepath.Join(*dir, centers[i].name+"-redis")); err != nil {
+				return err
+			}
+			redisAddrs = append(redisAddrs, addr)
+		}
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -127,7 +143,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				cancel()
 			}
 		}()
-		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort); err != nil {
+		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort, redisAddrs); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s: %w", dc.name, err))
 		}
 	}
@@ -149,6 +165,17 @@ try:
   dig @%[7]s -p %[8]s +short api.%[5]s          # B's copy follows A within a second
   curl %[2]s/metrics
 `, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport, ca.balancerURL)
+	if ca.drGroup != "" {
+		fmt.Fprintf(stdout, `
+DR (灾备组 ybj-redis: Redis %[3]s in A, forward sync to %[4]s in B):
+  curl -H 'Authorization: Bearer %[1]s' %[2]s/api/v1/dr/groups/%[5]s/status      # state, link, lag
+  curl -X POST -H 'Authorization: Bearer %[1]s' %[2]s/api/v1/dr/plans/%[6]s/drill        # what a switchover would cost
+  curl -X POST -H 'Authorization: Bearer %[1]s' %[2]s/api/v1/dr/plans/%[6]s/switchover   # switch production to B
+  curl -H 'Authorization: Bearer %[1]s' %[2]s/api/v1/dr/runs                     # runs with RTO and RPO
+`, ca.adminToken, ca.url, redisAddrs[0], redisAddrs[1], ca.drGroup, ca.drPlan)
+	} else {
+		fmt.Fprintln(stdout, "\nDR: no Redis server found (apt-get install redis-tools), so the demo has no DR group.")
+	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
@@ -156,7 +183,7 @@ try:
 // seedDemo creates, through the API, the demo team, its projects and a team token; the
 // seed's balancer in front of the outpatient app, pushed; and on the primary the internal DNS
 // zone whose names answer per center.
-func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []string, lbPort int) error {
+func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []string, lbPort int, redisAddrs []string) error {
 	admin := apiClient{base: dc.url, token: dc.adminToken}
 	var team struct{ ID string }
 	if err := admin.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": demoTeam, "description": "demo tenant: one vendor's development team"}, &team); err != nil {
@@ -213,7 +240,75 @@ func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []stri
 	if err := admin.call(ctx, "POST", "/api/v1/zones", map[string]any{"team_id": team.ID, "spec": zone}, &z); err != nil {
 		return err
 	}
-	return admin.call(ctx, "POST", "/api/v1/zones/"+z.ID+"/push", nil, nil)
+	if err := admin.call(ctx, "POST", "/api/v1/zones/"+z.ID+"/push", nil, nil); err != nil {
+		return err
+	}
+	if len(redisAddrs) == 0 {
+		return nil
+	}
+	// The seed's 灾备组: A's Redis and B's, with forward sync run at once; and a DR plan that
+	// switches production to B.
+	group := map[string]any{"name": "ybj-redis", "kind": "redis",
+		"a": map[string]any{"addr": redisAddrs[0], "replication_addr": redisAddrs[0]},
+		"b": map[string]any{"addr": redisAddrs[1], "replication_addr": redisAddrs[1]}}
+	var g struct{ ID string }
+	if err := admin.call(ctx, "POST", "/api/v1/dr/groups", map[string]any{"team_id": team.ID, "spec": group}, &g); err != nil {
+		return err
+	}
+	if err := admin.call(ctx, "POST", "/api/v1/dr/groups/"+g.ID+"/push", nil, nil); err != nil {
+		return err
+	}
+	if err := admin.call(ctx, "POST", "/api/v1/dr/groups/"+g.ID+"/pair", nil, nil); err != nil {
+		return err
+	}
+	dc.drGroup = g.ID
+	plan := map[string]any{"name": "switch to B", "groups": []string{"ybj-redis"}, "steps": []any{
+		map[string]any{"kind": "precheck"}, map[string]any{"kind": "fence"}, map[string]any{"kind": "catch-up"},
+		map[string]any{"kind": "promote"}, map[string]any{"kind": "switch-dns"}}}
+	var p struct{ ID string }
+	if err := admin.call(ctx, "POST", "/api/v1/dr/plans", map[string]any{"team_id": team.ID, "spec": plan}, &p); err != nil {
+		return err
+	}
+	dc.drPlan = p.ID
+	return nil
+}
+
+// defaultRedis finds a Redis server binary: redis-server on the PATH, or the one Debian's
+// redis-tools installs as redis-check-rdb (the binary picks its mode from its name).
+func defaultRedis() string {
+	for _, name := range []string{"redis-server", "/usr/bin/redis-check-rdb"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// startDemoRedis runs a Redis server on addr until ctx ends.
+func startDemoRedis(ctx context.Context, bin, addr, dir string) error {
+	host, port, _ := net.SplitHostPort(addr)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("demo: redis dir: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, bin, "--bind", host, "--port", port, "--dir", dir, "--save", "",
+		"--appendonly", "no", "--protected-mode", "no", "--repl-diskless-sync-delay", "0", "--daemonize", "no")
+	cmd.Args[0] = "redis-server"
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("demo: start redis on %s: %w", addr, err)
+	}
+	go cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: redis on %s did not start: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // startDemoApp serves the demo's outpatient app on each address: a settlement endpoint that

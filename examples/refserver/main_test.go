@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -63,7 +64,8 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
 			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12"),
-			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
+			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
+			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
 		w.Close()
 	}()
 	type seen struct{ url, dns, balancer, admin, team string }
@@ -118,6 +120,20 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	}
 	status, _ := get(centers[1].url+"/api/v1/projects", centers[0].team)
 	require.Equal(t, 401, status, "each center has its own store and tokens")
+
+	// With Redis on the machine (CI installs it), the DR group pairs A's Redis with B's.
+	if defaultRedis() != "" {
+		status, body := get(centers[0].url+"/api/v1/dr/groups", centers[0].admin)
+		require.Equal(t, 200, status)
+		var groups struct{ Items []struct{ ID string } }
+		require.NoError(t, json.Unmarshal([]byte(body), &groups))
+		require.Len(t, groups.Items, 1)
+		status, body = get(centers[0].url+"/api/v1/dr/groups/"+groups.Items[0].ID+"/status", centers[0].admin)
+		require.Equal(t, 200, status, body)
+		require.Contains(t, body, `"state":"in-sync"`)
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("no Redis server binary: CI installs redis-tools (scripts/images)")
+	}
 
 	// Each center's balancer serves the outpatient app.
 	for _, c := range centers {
