@@ -52,6 +52,7 @@ func TestBalancerPartsCRUD(t *testing.T) {
 
 	status, out = api.call("PUT", base+"/listeners/biz", map[string]any{"name": "other", "port": 20004, "protocol": "http"})
 	require.Equal(t, 400, status, "the name in the body must match the path")
+	require.Contains(t, out["error"].(map[string]any)["fields"], "name")
 	status, out = api.call("PUT", base+"/listeners/biz", map[string]any{"port": 20005, "protocol": "http", "default_group": "app",
 		"rules": []any{map[string]any{"path": "/pms/biz/outpatient/bizc2201", "group": "settle"}}})
 	require.Equal(t, 200, status, out)
