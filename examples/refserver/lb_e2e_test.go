@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -162,8 +163,36 @@ func TestSeedBalancerScenario(t *testing.T) {
 	require.Positive(t, first["working-zone2"])
 	require.Zero(t, first["standby"], "the standby serves nothing while a working server is up")
 
+	// A monitor follows the balancer's events.
+	evReq, _ := http.NewRequestWithContext(ctx, "GET", c.URL()+"/api/v1/balancers/"+res.ID+"/events", nil)
+	evReq.Header.Set("Authorization", "Bearer "+admin)
+	evResp, err := http.DefaultClient.Do(evReq)
+	require.NoError(t, err)
+	defer evResp.Body.Close()
+	require.Equal(t, 200, evResp.StatusCode)
+	events := make(chan map[string]any, 64)
+	go func() {
+		dec := json.NewDecoder(evResp.Body)
+		for {
+			var e map[string]any
+			if dec.Decode(&e) != nil {
+				close(events)
+				return
+			}
+			events <- e
+		}
+	}()
+
 	w1.srv.Close()
 	require.Eventually(t, func() bool { return state("w1") == "down" }, 3*time.Second, 20*time.Millisecond, "the monitor shows w1 down")
+	select {
+	case e := <-events:
+		require.Equal(t, "server_down", e["kind"])
+		require.Equal(t, "w1", e["server"])
+		require.Equal(t, "zone-1", e["zone"])
+	case <-time.After(3 * time.Second):
+		t.Fatal("no server_down event")
+	}
 	served()
 	time.Sleep(200 * time.Millisecond)
 	require.Equal(t, []string{"working-zone2"}, keys(served()))

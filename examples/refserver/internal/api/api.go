@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,8 +55,12 @@ type Server struct {
 	registry  *prometheus.Registry
 	metrics   metrics
 	ready     atomic.Bool
-	handler   http.Handler
-	touched   touchCache
+	// stopping is closed when shutdown begins, ending event streams so that they do not hold
+	// the shutdown up.
+	stopping chan struct{}
+	stopOnce sync.Once
+	handler  http.Handler
+	touched  touchCache
 	// capabilities are mounted in routes, from Options.Capabilities.
 	capabilities []*capabilityRoutes
 	settings     []*settingRoutes
@@ -70,6 +75,7 @@ func New(o Options) *Server {
 		maxBody:   o.MaxBodyBytes,
 		validator: validate.New("json"),
 		registry:  o.Registry,
+		stopping:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -89,9 +95,15 @@ func New(o Options) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// SetReady switches /readyz; the center clears it when shutdown begins so load balancers
-// stop sending new work before the listener closes.
+// SetReady switches /readyz on once the center serves.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// BeginShutdown answers /readyz as not ready, so load balancers stop sending new work before
+// the listener closes, and ends the event streams.
+func (s *Server) BeginShutdown() {
+	s.ready.Store(false)
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
 
 func (s *Server) routes(o Options) http.Handler {
 	mux := http.NewServeMux()

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
@@ -67,4 +69,29 @@ func (s *Server) mountRoute(api func(string, func(http.ResponseWriter, *http.Req
 	api(rt.Pattern, func(w http.ResponseWriter, r *http.Request) error {
 		return rt.Handle(&Call{W: w, R: r, s: s})
 	})
+}
+
+// StreamJSON answers events as JSON lines, each flushed as it comes, until events closes, the
+// client goes away or the server shuts down. The server's write timeout does not cut a
+// stream short.
+func StreamJSON[T any](c *Call, events <-chan T) error {
+	rc := http.NewResponseController(c.W)
+	_ = rc.SetWriteDeadline(time.Time{})
+	c.W.Header().Set("Content-Type", "application/x-ndjson")
+	c.W.WriteHeader(http.StatusOK)
+	// The client has its answer at once, before the first event, which may be long in coming.
+	if rc.Flush() != nil {
+		return nil
+	}
+	enc := json.NewEncoder(c.W)
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok || enc.Encode(e) != nil || rc.Flush() != nil {
+				return nil
+			}
+		case <-c.s.stopping:
+			return nil
+		}
+	}
 }

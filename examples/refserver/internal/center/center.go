@@ -129,7 +129,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Registry:     reg,
 		Capabilities: capabilities,
 		Settings:     settings,
-		Routes:       drPlane.Routes(),
+		Routes:       append(balancers.Routes(), drPlane.Routes()...),
 	})
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
@@ -168,7 +168,7 @@ func (c *Center) Serve(ctx context.Context) error {
 		serveErr = fmt.Errorf("center %s: serve: %w", c.cfg.Center.Name, err)
 	case <-ctx.Done():
 	}
-	c.api.SetReady(false)
+	c.api.BeginShutdown()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := c.srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {

@@ -131,6 +131,24 @@ func (p *Balancers) Status(_ context.Context, r store.Resource) (any, error) {
 	return b.Status(), nil
 }
 
+// Routes serve each balancer's event stream — servers up and down, drained, configs applied
+// or rejected — as JSON lines at GET /api/v1/balancers/{id}/events, for a monitor to follow.
+func (p *Balancers) Routes() []api.Route {
+	return []api.Route{{Pattern: "GET /api/v1/balancers/{id}/events", Handle: func(c *api.Call) error {
+		res, err := c.Resource("balancer", c.R.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		b, ok := p.running[res.ID]
+		p.mu.Unlock()
+		if !ok {
+			return api.Conflict("the balancer is not pushed yet: it has no events")
+		}
+		return api.StreamJSON(c, b.Subscribe(c.R.Context()))
+	}}}
+}
+
 // Close stops every balancer, letting in-flight requests finish until ctx ends.
 func (p *Balancers) Close(ctx context.Context) error {
 	p.mu.Lock()

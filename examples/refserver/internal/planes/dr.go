@@ -360,16 +360,7 @@ func (p *DR) follow(c *api.Call) error {
 	if err != nil {
 		return err
 	}
-	c.W.Header().Set("Content-Type", "application/x-ndjson")
-	c.W.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(c.W)
-	enc := json.NewEncoder(c.W)
-	for e := range events {
-		if enc.Encode(e) != nil || rc.Flush() != nil {
-			return nil
-		}
-	}
-	return nil
+	return api.StreamJSON(c, events)
 }
 
 type confirmInput struct {
