@@ -35,6 +35,10 @@ type Options struct {
 	// Dial connects to a server, for requests and health checks. Default
 	// net.Dialer.DialContext.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Hook, when set, sees every request of every http and https listener
+	// before it is routed, and may answer it or choose where it goes (see
+	// Hook). Default nil: requests are routed by the listeners' rules alone.
+	Hook Hook
 }
 
 // Balancer is a running load balancer. Its methods are safe for concurrent
@@ -60,6 +64,9 @@ type Balancer struct {
 	events   hub
 	metrics  *collector
 	rejected [600]atomic.Uint64 // answers the balancer gave itself, by status
+
+	hook       Hook
+	addrGroups sync.Map // ForwardTo address -> *group
 
 	// testHook, when set by a test, runs on every parsed request.
 	testHook func(*request)
@@ -91,6 +98,7 @@ func New(opts Options) (*Balancer, error) {
 		log:       opts.Logger,
 		listen:    opts.Listen,
 		dial:      opts.Dial,
+		hook:      opts.Hook,
 		keep:      orInt(opts.KeepVersions, defaultKeepVersions),
 		listeners: make(map[string]*listener),
 		servers:   make(map[string]*server),
@@ -488,6 +496,10 @@ func (b *Balancer) Close(ctx context.Context) error {
 	for _, srv := range b.servers {
 		srv.retire()
 	}
+	b.addrGroups.Range(func(_, g any) bool {
+		g.(*group).members[0].srv.retire()
+		return true
+	})
 	b.mu.Unlock()
 	b.events.close()
 	if b.metrics != nil {

@@ -19,6 +19,7 @@ type listenerSnap struct {
 	protocol       Protocol
 	tls            *tls.Config
 	def            *group
+	groups         map[string]*group      // by name, for Request.ForwardGroup
 	hosts          map[string]*routeTable // exact host, lower case
 	wildcards      []wildcardRoute        // longest suffix first
 	anyHost        *routeTable
@@ -65,6 +66,7 @@ func newListenerSnap(lc *Listener, groups map[string]*group, tc *tls.Config) *li
 		protocol:       lc.Protocol,
 		tls:            tc,
 		def:            groups[lc.DefaultGroup],
+		groups:         groups,
 		hosts:          make(map[string]*routeTable),
 		idleTimeout:    orDuration(lc.IdleTimeout, defaultIdleTimeout),
 		readTimeout:    orDuration(lc.ReadTimeout, defaultReadTimeout),

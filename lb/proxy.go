@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -77,6 +78,19 @@ type clientConn struct {
 	resp    response
 	body    []byte // replayable request body
 	scratch []byte
+
+	// For a Hook: the request's view, the client IP parsed on demand, and
+	// the last answer's status and failure.
+	hr           Request
+	ipAddr       netip.Addr
+	ipParsed     bool
+	lastStatus   int
+	lastErr      error
+	lastAnswered bool
+	// linger says a hook answered without reading the request body: the
+	// connection is half-closed and drained before it closes, so that the
+	// client, still sending, reads the answer instead of a reset.
+	linger bool
 }
 
 var clientConnPool = sync.Pool{New: func() any {
@@ -91,12 +105,17 @@ var clientConnPool = sync.Pool{New: func() any {
 func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte) {
 	cc := clientConnPool.Get().(*clientConn)
 	cc.l, cc.https, cc.ip = l, https, ip
+	cc.ipParsed = false
 	cc.conn = &deadlineConn{Conn: c}
 	cc.br.Reset(cc.conn)
 	cc.bw.Reset(cc.conn)
 	defer func() {
 		if p := recover(); p != nil {
 			l.b.log.Error("lb: panic serving request", "listener", l.addr, "client", string(ip), "panic", p)
+		}
+		if cc.linger {
+			cc.linger = false
+			lingerClose(c, cc.br)
 		}
 		c.Close()
 		cc.br.Reset(nil)
@@ -167,6 +186,9 @@ func (cc *clientConn) serveOne(snap *listenerSnap) bool {
 		cc.writeError(413, false)
 		return false
 	}
+	if h := cc.l.b.hook; h != nil {
+		return cc.serveHooked(snap, h)
+	}
 	g := snap.route(r.host, r.path, &cc.scratch)
 	if g == nil {
 		keep := r.contentLength <= 0 && !r.chunked && !r.connClose
@@ -211,13 +233,13 @@ type result struct {
 func (cc *clientConn) forward(snap *listenerSnap, g *group) bool {
 	r := &cc.req
 	hasBody := r.chunked || r.contentLength > 0
-	replayable := !hasBody
-	if hasBody && cc.idempotent() && !r.chunked && r.contentLength <= maxReplayBody {
+	replayable := !hasBody || cc.hr.bodyRead
+	if !replayable && cc.idempotent() && !r.chunked && r.contentLength <= maxReplayBody {
 		cc.continue100()
 		cc.body = append(cc.body[:0], make([]byte, r.contentLength)...)
 		if _, err := io.ReadFull(cc.br, cc.body); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				cc.writeError(408, false)
+				cc.fail(408, false, err)
 			}
 			return false
 		}
@@ -227,6 +249,7 @@ func (cc *clientConn) forward(snap *listenerSnap, g *group) bool {
 	key := cc.hashKey(g)
 	var t tried
 	status := 503
+	var lastErr error
 attempts:
 	for attempt := 0; attempt < g.maxAttempts; attempt++ {
 		m := g.pick(key, &t)
@@ -235,15 +258,19 @@ attempts:
 		}
 		t.add(m.srv)
 		res := cc.attempt(snap, g, m.srv, replayable)
-		status = res.status
+		status, lastErr = res.status, res.err
 		switch res.oc {
 		case done:
+			cc.lastStatus, cc.lastAnswered = res.status, true
 			return res.keep
 		case cut:
+			cc.lastStatus, cc.lastErr, cc.lastAnswered = res.status, res.err, res.status > 0
 			return false
 		case failed:
 			if res.status != 0 {
-				cc.writeError(res.status, false)
+				cc.fail(res.status, false, res.err)
+			} else {
+				cc.lastErr = res.err
 			}
 			return false
 		case retry:
@@ -253,7 +280,7 @@ attempts:
 		}
 	}
 	keep := (!hasBody || replayable) && !r.connClose && r.minor >= 1
-	cc.writeError(status, keep)
+	cc.fail(status, keep, lastErr)
 	return keep
 }
 
@@ -311,7 +338,8 @@ func (cc *clientConn) attempt(snap *listenerSnap, g *group, srv *server, replaya
 			return result{oc: notSent, status: 502}
 		}
 	}
-	uc.conn.readTimeout, uc.conn.writeTimeout = g.responseTimeout, g.responseTimeout
+	timeout := cc.responseTimeout(g)
+	uc.conn.readTimeout, uc.conn.writeTimeout = timeout, timeout
 	res := cc.exchange(snap, uc, replayable)
 	if reused && res.oc == retry && res.status == 502 {
 		// A reused connection that fails before any answer was most likely
@@ -322,7 +350,7 @@ func (cc *clientConn) attempt(snap *listenerSnap, g *group, srv *server, replaya
 			srv.passiveFailure(g, err)
 			return result{oc: retry, status: 502}
 		}
-		uc.conn.readTimeout, uc.conn.writeTimeout = g.responseTimeout, g.responseTimeout
+		uc.conn.readTimeout, uc.conn.writeTimeout = timeout, timeout
 		res = cc.exchange(snap, uc, replayable)
 	}
 	switch {
@@ -444,13 +472,29 @@ func (cc *clientConn) writeRequestHead(w *bufio.Writer, server net.Addr) {
 		w.WriteString(server.String())
 		w.WriteString("\r\n")
 	}
+	extra := cc.hr.extra
 	for _, f := range r.fields {
 		if r.hopByHop(f.name) || equalFold(f.name, "x-forwarded-for") || equalFold(f.name, "x-forwarded-proto") || equalFold(f.name, "expect") {
+			continue
+		}
+		if len(extra) > 0 && cc.hr.overridden(f.name) {
 			continue
 		}
 		w.Write(f.name)
 		w.WriteString(": ")
 		w.Write(f.value)
+		w.WriteString("\r\n")
+	}
+	for _, f := range extra {
+		w.Write(f.name)
+		w.WriteString(": ")
+		w.Write(f.value)
+		w.WriteString("\r\n")
+	}
+	if cc.hr.addLength {
+		// A chunked body read by a hook goes to the server with its length.
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(cc.scratch[:0], r.contentLength, 10))
 		w.WriteString("\r\n")
 	}
 	if r.connUpgrade && len(r.upgrade) > 0 {

@@ -1,0 +1,461 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Algorithm is the scheme name that starts the Authorization header and the
+// string to sign.
+const Algorithm = "SH-HMAC-SHA256"
+
+// EmptyBodySHA256 is the body digest of a request without a body.
+const EmptyBodySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// Authorization is the parsed Authorization header of a signed request:
+//
+//	Authorization: SH-HMAC-SHA256 AppKey=<key>, Timestamp=<unix seconds>, Nonce=<nonce>, SignedHeaders=<h1;h2>, Signature=<hex>
+type Authorization struct {
+	// AppKey names the consumer.
+	AppKey string
+	// Timestamp is when the request was signed, in Unix seconds.
+	Timestamp int64
+	// Nonce is unique per request of the AppKey: 8 to 64 letters, digits,
+	// '-' or '_'.
+	Nonce string
+	// SignedHeaders are the names of the signed header fields, lower case,
+	// sorted, without duplicates; may be empty.
+	SignedHeaders []string
+	// Signature is the lower-case hex HMAC-SHA256 of the string to sign.
+	Signature string
+}
+
+// String formats a as an Authorization header value.
+func (a Authorization) String() string {
+	return Algorithm + " AppKey=" + a.AppKey + ", Timestamp=" + strconv.FormatInt(a.Timestamp, 10) +
+		", Nonce=" + a.Nonce + ", SignedHeaders=" + strings.Join(a.SignedHeaders, ";") + ", Signature=" + a.Signature
+}
+
+// ParseAuthorization parses an Authorization header value. It is strict:
+// the scheme, each of the five parameters exactly once (in any order,
+// separated by commas and optional spaces), well-formed values. Errors wrap
+// ErrBadAuthorization.
+func ParseAuthorization(v string) (Authorization, error) {
+	var a Authorization
+	bad := func(format string, args ...any) (Authorization, error) {
+		return Authorization{}, fmt.Errorf("%w: "+format, append([]any{ErrBadAuthorization}, args...)...)
+	}
+	if v == "" {
+		return bad("missing")
+	}
+	rest, ok := strings.CutPrefix(v, Algorithm+" ")
+	if !ok {
+		return bad("scheme is not %s", Algorithm)
+	}
+	var seen [5]bool
+	for part := range strings.SplitSeq(rest, ",") {
+		part = strings.Trim(part, " \t")
+		k, val, ok := strings.Cut(part, "=")
+		if !ok {
+			return bad("parameter %q has no value", truncate(part))
+		}
+		i := -1
+		switch k {
+		case "AppKey":
+			i = 0
+			if len(val) < 8 || len(val) > 64 || !isIdent(val, "") {
+				return bad("AppKey %q", truncate(val))
+			}
+			a.AppKey = val
+		case "Timestamp":
+			i = 1
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 || len(val) > 12 || val[0] == '+' {
+				return bad("Timestamp %q is not Unix seconds", truncate(val))
+			}
+			a.Timestamp = n
+		case "Nonce":
+			i = 2
+			if len(val) < 8 || len(val) > 64 || !isIdent(val, "") {
+				return bad("Nonce must be 8 to 64 letters, digits, '-' or '_'")
+			}
+			a.Nonce = val
+		case "SignedHeaders":
+			i = 3
+			if val != "" {
+				a.SignedHeaders = strings.Split(val, ";")
+				if len(a.SignedHeaders) > 32 {
+					return bad("more than 32 signed headers")
+				}
+				for j, h := range a.SignedHeaders {
+					if h == "" || !isHeaderName(h) || strings.ToLower(h) != h {
+						return bad("signed header %q must be a lower-case field name", truncate(h))
+					}
+					if j > 0 && a.SignedHeaders[j-1] >= h {
+						return bad("SignedHeaders must be sorted and unique")
+					}
+				}
+			}
+		case "Signature":
+			i = 4
+			if len(val) != 64 || strings.ToLower(val) != val {
+				return bad("Signature must be 64 lower-case hex digits")
+			}
+			if _, err := hex.DecodeString(val); err != nil {
+				return bad("Signature must be 64 lower-case hex digits")
+			}
+			a.Signature = val
+		default:
+			return bad("unknown parameter %q", truncate(k))
+		}
+		if seen[i] {
+			return bad("repeated parameter %s", k)
+		}
+		seen[i] = true
+	}
+	for i, name := range []string{"AppKey", "Timestamp", "Nonce", "SignedHeaders", "Signature"} {
+		if !seen[i] {
+			return bad("missing %s", name)
+		}
+	}
+	return a, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
+func isHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Canonical is what a signature covers. Its String is the string to sign.
+type Canonical struct {
+	// Method is the request method in upper case, e.g. POST.
+	Method string
+	// Path is the path as sent on the request line, percent-encoded, without
+	// the query ("/" when empty).
+	Path string
+	// RawQuery is the query as sent, without '?'.
+	RawQuery string
+	// Timestamp and Nonce are those of the Authorization header.
+	Timestamp int64
+	Nonce     string
+	// BodySHA256 is the lower-case hex SHA-256 of the body as sent
+	// (EmptyBodySHA256 without a body).
+	BodySHA256 string
+	// SignedHeaders are the lower-case, sorted names of the signed fields;
+	// HeaderValues holds, at the same index, each field's values as sent,
+	// joined by ",".
+	SignedHeaders []string
+	HeaderValues  []string
+}
+
+// String returns the string to sign: these lines, joined by "\n", without
+// a final newline:
+//
+//	SH-HMAC-SHA256
+//	<method>
+//	<path>
+//	<canonical query>
+//	<timestamp>
+//	<nonce>
+//	<body sha256>
+//	<signed header names, joined by ";">
+//	<name>:<value>      one line per signed header, in SignedHeaders order
+//
+// The canonical query is the query split at '&' (empty parts dropped), each
+// part split at its first '=' into a name and a value (a part without '='
+// has an empty value), both percent-decoded ('+' decodes to a space) and
+// re-encoded per RFC 3986 (everything but A-Z a-z 0-9 - . _ ~ as %XX, upper
+// hex), sorted by name and then value, written as name=value joined by '&'.
+// A header value is trimmed of surrounding spaces and tabs. An invalid
+// percent escape in the query is an error wrapping ErrBadQuery.
+func (c *Canonical) String() (string, error) {
+	q, err := CanonicalQuery(c.RawQuery)
+	if err != nil {
+		return "", err
+	}
+	path := c.Path
+	if path == "" {
+		path = "/"
+	}
+	var b strings.Builder
+	b.Grow(128 + len(path) + len(q))
+	b.WriteString(Algorithm)
+	b.WriteByte('\n')
+	b.WriteString(strings.ToUpper(c.Method))
+	b.WriteByte('\n')
+	b.WriteString(path)
+	b.WriteByte('\n')
+	b.WriteString(q)
+	b.WriteByte('\n')
+	b.WriteString(strconv.FormatInt(c.Timestamp, 10))
+	b.WriteByte('\n')
+	b.WriteString(c.Nonce)
+	b.WriteByte('\n')
+	b.WriteString(c.BodySHA256)
+	b.WriteByte('\n')
+	b.WriteString(strings.Join(c.SignedHeaders, ";"))
+	for i, h := range c.SignedHeaders {
+		b.WriteByte('\n')
+		b.WriteString(h)
+		b.WriteByte(':')
+		if i < len(c.HeaderValues) {
+			b.WriteString(strings.Trim(c.HeaderValues[i], " \t"))
+		}
+	}
+	return b.String(), nil
+}
+
+// CanonicalQuery canonicalises a raw query as Canonical.String describes.
+func CanonicalQuery(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	type pair struct{ k, v string }
+	var pairs []pair
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		dk, err := url.QueryUnescape(k)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrBadQuery, truncate(part), err)
+		}
+		dv, err := url.QueryUnescape(v)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrBadQuery, truncate(part), err)
+		}
+		pairs = append(pairs, pair{escape(dk), escape(dv)})
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].k != pairs[j].k {
+			return pairs[i].k < pairs[j].k
+		}
+		return pairs[i].v < pairs[j].v
+	})
+	var b strings.Builder
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.k)
+		b.WriteByte('=')
+		b.WriteString(p.v)
+	}
+	return b.String(), nil
+}
+
+// escape percent-encodes everything but RFC 3986's unreserved characters.
+func escape(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !unreserved(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hexUpper = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hexUpper[c>>4], hexUpper[c&15])
+		}
+	}
+	return string(b)
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// Sign returns the signature of a string to sign: the lower-case hex
+// HMAC-SHA256 of stringToSign keyed with secret (its bytes as written).
+func Sign(secret, stringToSign string) string {
+	return hex.EncodeToString(macOf([]byte(secret), stringToSign))
+}
+
+// BodySHA256 returns the lower-case hex SHA-256 of body.
+func BodySHA256(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// DefaultSignedHeaders are the fields a Signer signs when present.
+var DefaultSignedHeaders = []string{"content-type", "host"}
+
+// Signer signs outgoing requests for one consumer. Its zero Now and Nonce
+// use the clock and crypto/rand. A Signer is safe for concurrent use.
+type Signer struct {
+	// AppKey and Secret are the consumer's credentials.
+	AppKey, Secret string
+	// Headers are the fields to sign when present (Host is always present).
+	// Default DefaultSignedHeaders.
+	Headers []string
+	// Now returns the signing time. Default time.Now.
+	Now func() time.Time
+	// Nonce returns a fresh nonce. Default NewNonce.
+	Nonce func() string
+}
+
+// Sign adds the Authorization header to req, reading its body to digest it
+// and putting back an identical one (req.GetBody too).
+func (s *Signer) Sign(req *http.Request) error {
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		var err error
+		body, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return fmt.Errorf("gateway: sign %s %s: read body: %w", req.Method, req.URL.Path, err)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.ContentLength = int64(len(body))
+	}
+	now, nonce := time.Now, NewNonce
+	if s.Now != nil {
+		now = s.Now
+	}
+	if s.Nonce != nil {
+		nonce = s.Nonce
+	}
+	names := s.Headers
+	if names == nil {
+		names = DefaultSignedHeaders
+	}
+	c := Canonical{
+		Method:     req.Method,
+		Path:       req.URL.EscapedPath(),
+		RawQuery:   req.URL.RawQuery,
+		Timestamp:  now().Unix(),
+		Nonce:      nonce(),
+		BodySHA256: BodySHA256(body),
+	}
+	if c.Method == "" {
+		c.Method = http.MethodGet
+	}
+	var signed []string
+	for _, h := range names {
+		h = strings.ToLower(h)
+		if h == "host" {
+			signed = append(signed, h)
+			continue
+		}
+		if len(req.Header.Values(h)) > 0 {
+			signed = append(signed, h)
+		}
+	}
+	sort.Strings(signed)
+	signed = dedupe(signed)
+	for _, h := range signed {
+		if h == "host" {
+			host := req.Host
+			if host == "" {
+				host = req.URL.Host
+			}
+			c.HeaderValues = append(c.HeaderValues, host)
+			continue
+		}
+		c.HeaderValues = append(c.HeaderValues, strings.Join(req.Header.Values(h), ","))
+	}
+	c.SignedHeaders = signed
+	sts, err := c.String()
+	if err != nil {
+		return fmt.Errorf("gateway: sign %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	a := Authorization{AppKey: s.AppKey, Timestamp: c.Timestamp, Nonce: c.Nonce, SignedHeaders: signed, Signature: Sign(s.Secret, sts)}
+	if req.Header == nil {
+		req.Header = make(http.Header)
+	}
+	req.Header.Set("Authorization", a.String())
+	return nil
+}
+
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Transport returns an http.RoundTripper that signs every request with s
+// and sends it with base (http.DefaultTransport when nil). The caller's
+// request is not modified: a signed clone is sent.
+func (s *Signer) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &signingTransport{s: s, base: base}
+}
+
+type signingTransport struct {
+	s    *Signer
+	base http.RoundTripper
+}
+
+func (t *signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if err := t.s.Sign(r); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	return t.base.RoundTrip(r)
+}
+
+// NewNonce returns 16 random bytes in hex.
+func NewNonce() string { return randomHex(16) }
+
+// GenerateSecret returns a new AppSecret: 32 random bytes in hex.
+func GenerateSecret() string { return randomHex(32) }
+
+// GenerateAppKey returns a new AppKey: "ak" and 12 random bytes in hex.
+func GenerateAppKey() string { return "ak" + randomHex(12) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// macOf returns the HMAC-SHA256 of s keyed with key.
+func macOf(key []byte, s string) []byte {
+	m := hmac.New(sha256.New, key)
+	io.WriteString(m, s)
+	return m.Sum(nil)
+}
