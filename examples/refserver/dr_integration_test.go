@@ -34,6 +34,7 @@ func TestDRSwitchoverThroughTheAPI(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	cfg.DNS.Listen = freeUDP(t, "127.0.0.1")
+	cfg.Zones = map[string][]string{"a": {"zone-a"}, "b": {"zone-b"}}
 	admin := "shk_dr0123456789abcdef0"
 	serveCtx, stop := context.WithCancel(context.Background())
 	c, err := center.Open(serveCtx, cfg, center.Options{AdminToken: admin})
@@ -54,6 +55,15 @@ func TestDRSwitchoverThroughTheAPI(t *testing.T) {
 	var z struct{ ID string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/zones", map[string]any{"team_id": team.ID, "spec": zone}, &z))
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/zones/"+z.ID+"/push", nil, nil))
+
+	balancer := map[string]any{"name": "outpatient", "address": "127.0.0.1",
+		"listeners": []any{map[string]any{"name": "biz", "port": freeTCP(t, "127.0.0.1"), "protocol": "http", "default_group": "app"}},
+		"groups": []any{map[string]any{"name": "app", "servers": []any{
+			map[string]any{"name": "app-a", "address": "127.0.0.1", "port": 9001, "weight": 1, "zone": "zone-a"},
+			map[string]any{"name": "app-b", "address": "127.0.0.1", "port": 9002, "weight": 1, "zone": "zone-b", "role": "standby"}}}}}
+	var lbRes struct{ ID string }
+	require.NoError(t, api.call(ctx, "POST", "/api/v1/balancers", map[string]any{"team_id": team.ID, "spec": balancer}, &lbRes))
+	require.NoError(t, api.call(ctx, "POST", "/api/v1/balancers/"+lbRes.ID+"/push", nil, nil))
 
 	group := map[string]any{"name": "ybj-cache", "kind": "redis",
 		"a": map[string]any{"addr": redisA.HostAddr, "replication_addr": redisA.LinkAddr, "password": ""},
@@ -78,7 +88,7 @@ func TestDRSwitchoverThroughTheAPI(t *testing.T) {
 
 	plan := map[string]any{"name": "planned", "groups": []string{"ybj-cache"}, "steps": []any{
 		map[string]any{"kind": "precheck"}, map[string]any{"kind": "fence"}, map[string]any{"kind": "catch-up"},
-		map[string]any{"kind": "promote", "confirm": true}, map[string]any{"kind": "switch-dns"}}}
+		map[string]any{"kind": "promote", "confirm": true}, map[string]any{"kind": "switch-dns"}, map[string]any{"kind": "switch-traffic"}}}
 	var p struct{ ID string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/dr/plans", map[string]any{"team_id": team.ID, "spec": plan}, &p))
 	otherAPI := apiClient{base: c.URL(), token: otherTok.Secret}
@@ -132,6 +142,12 @@ func TestDRSwitchoverThroughTheAPI(t *testing.T) {
 	require.Equal(t, "master", role[0], "B is promoted")
 	require.NoError(t, b.Set(ctx, "after", "switch", 0).Err(), "B takes writes")
 	require.Equal(t, "10.2.0.5", lookup(t, cfg.DNS.Listen, "redis.ybj.internal."), "DNS answers B's address")
+	var lbStatus struct {
+		Groups []struct{ Servers []struct{ Name, Role string } }
+	}
+	require.NoError(t, api.call(ctx, "GET", "/api/v1/balancers/"+lbRes.ID+"/status", nil, &lbStatus))
+	require.Equal(t, "standby", lbStatus.Groups[0].Servers[0].Role, "A's server stands by")
+	require.Equal(t, "working", lbStatus.Groups[0].Servers[1].Role, "traffic moved to B's server")
 
 	var runs struct{ Items []struct{ ID string } }
 	require.NoError(t, api.call(ctx, "GET", "/api/v1/dr/runs", nil, &runs))

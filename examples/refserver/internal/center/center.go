@@ -89,7 +89,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	balancers := planes.NewBalancers(log, reg)
+	balancers := planes.NewBalancers(log, reg, st, cfg.Zones)
 	capabilities := []api.Capability{balancers.Capability()}
 	var settings []api.Setting
 	var zones *planes.Zones
@@ -110,6 +110,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	drOpts := planes.DROptions{Store: st, Logger: log, Registerer: reg}
 	if zones != nil {
 		drOpts.DNS = zones
+	}
+	if len(cfg.Zones) > 0 {
+		drOpts.Traffic = balancers
 	}
 	drPlane, err := planes.NewDR(drOpts)
 	if err != nil {

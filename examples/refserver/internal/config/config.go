@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -44,6 +45,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" validate:"min=0s,max=10m"`
 	// DNS runs this center's internal DNS (dnsctl). Off unless dns.listen is set.
 	DNS DNS `yaml:"dns"`
+	// Zones names the zones (可用区) of each center, e.g. {a: [zone-1, zone-2], b: [zone-3]}: a
+	// DR plan's switch-traffic step makes the balancers' servers in the target center's zones
+	// working and the other center's standby. Default none: such plans are refused.
+	Zones map[string][]string `yaml:"zones" validate:"dive,keys,max=32,endkeys,dive,required,max=64"`
 }
 
 // DNS configures this center's dnsctl server.
@@ -177,7 +182,36 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Var((*list)(&cfg.DNS.Secondaries), "dns-secondaries", "comma-separated secondary DNS `servers` host:port (dns.secondaries)")
 	fs.StringVar(&cfg.DNS.Primary, "dns-primary", cfg.DNS.Primary, "primary DNS server `address` to transfer zones from (dns.primary)")
 	fs.Var((*list)(&cfg.DNS.PrimaryZones), "dns-primary-zones", "comma-separated `zones` to transfer from the primary (dns.primary_zones)")
+	fs.Var((*zones)(&cfg.Zones), "zones", "each center's `zones`, as a=zone-1,zone-2;b=zone-3 (zones)")
 	return fs
+}
+
+// zones is the -zones flag: center=zone,zone;center=zone.
+type zones map[string][]string
+
+func (z *zones) String() string {
+	if z == nil {
+		return ""
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(*z)) {
+		parts = append(parts, c+"="+strings.Join((*z)[c], ","))
+	}
+	return strings.Join(parts, ";")
+}
+
+func (z *zones) Set(v string) error {
+	*z = zones{}
+	for _, part := range strings.Split(v, ";") {
+		center, names, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || center == "" {
+			return fmt.Errorf("want center=zone,zone;center=zone, got %q", part)
+		}
+		var l list
+		_ = l.Set(names)
+		(*z)[center] = l
+	}
+	return nil
 }
 
 // list is a comma-separated flag value.

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shuanghuo/shuanghuo/dr"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 	"github.com/shuanghuo/shuanghuo/lb"
@@ -19,15 +22,86 @@ import (
 type Balancers struct {
 	log *slog.Logger
 	reg prometheus.Registerer
+	st  store.Store
+	// centerOf maps a zone (可用区) to its center, for SwitchTraffic.
+	centerOf map[string]string
 
 	mu      sync.Mutex
 	running map[string]*lb.Balancer
 }
 
 // NewBalancers returns an empty balancer plane whose balancers log to log and register
-// their metrics with reg (nil: none).
-func NewBalancers(log *slog.Logger, reg prometheus.Registerer) *Balancers {
-	return &Balancers{log: log, reg: reg, running: map[string]*lb.Balancer{}}
+// their metrics with reg (nil: none). zones names each center's zones, for SwitchTraffic; st
+// keeps what SwitchTraffic changes.
+func NewBalancers(log *slog.Logger, reg prometheus.Registerer, st store.Store, zones map[string][]string) *Balancers {
+	centerOf := map[string]string{}
+	for center, zs := range zones {
+		for _, z := range zs {
+			centerOf[z] = center
+		}
+	}
+	return &Balancers{log: log, reg: reg, st: st, centerOf: centerOf, running: map[string]*lb.Balancer{}}
+}
+
+// SwitchTraffic implements dr.TrafficSwitcher for the switch-traffic step of DR plans: in
+// every running balancer, each server group with servers in center to's zones makes those
+// servers working and the other center's standby, so traffic moves to to and the other
+// center's servers still stand by. Servers in zones of no center keep their role. The
+// balancers as then run are saved, already pushed, so that a restart keeps the switch.
+func (p *Balancers) SwitchTraffic(ctx context.Context, to dr.Side) error {
+	p.mu.Lock()
+	running := maps.Clone(p.running)
+	p.mu.Unlock()
+	specs := map[string]json.RawMessage{}
+	for id, b := range running {
+		versions := b.Versions()
+		if len(versions) == 0 {
+			continue
+		}
+		var cfg lb.BalancerConfig
+		raw, err := json.Marshal(versions[len(versions)-1].Config)
+		if err == nil {
+			err = json.Unmarshal(raw, &cfg)
+		}
+		if err != nil {
+			return fmt.Errorf("planes: balancer %s: copy config: %w", id, err)
+		}
+		if !p.moveTraffic(&cfg, string(to)) {
+			continue
+		}
+		if _, err := b.Apply(ctx, cfg); err != nil {
+			return fmt.Errorf("planes: balancer %s: switch traffic to %s: %w", id, to, err)
+		}
+		if specs[id], err = json.Marshal(cfg); err != nil {
+			return fmt.Errorf("planes: balancer %s: %w", id, err)
+		}
+	}
+	return keepPushed(ctx, p.st, "balancer", specs, "switch-traffic", map[string]any{"to": to, "by": "dr plan"})
+}
+
+// moveTraffic sets the roles of cfg's servers for center to and reports whether any changed.
+func (p *Balancers) moveTraffic(cfg *lb.BalancerConfig, to string) bool {
+	changed := false
+	for gi := range cfg.Groups {
+		servers := cfg.Groups[gi].Servers
+		if !slices.ContainsFunc(servers, func(s lb.Server) bool { return p.centerOf[s.Zone] == to }) {
+			continue
+		}
+		for si := range servers {
+			center, known := p.centerOf[servers[si].Zone]
+			if !known {
+				continue
+			}
+			role := lb.Standby
+			if center == to {
+				role = lb.Working
+			}
+			if servers[si].Role != role && !(role == lb.Working && servers[si].Role == "") {
+				servers[si].Role, changed = role, true
+			}
+		}
+	}
+	return changed
 }
 
 // Capability mounts balancers under /api/v1/balancers, with their listeners (and each

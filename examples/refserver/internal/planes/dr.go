@@ -38,6 +38,8 @@ type DROptions struct {
 	Registerer prometheus.Registerer
 	// DNS switches names for switch-dns steps; nil rejects plans with such steps.
 	DNS dr.DNSSwitcher
+	// Traffic moves balancers' traffic for switch-traffic steps; nil rejects such plans.
+	Traffic dr.TrafficSwitcher
 }
 
 // NewDR starts the manager and its monitor, which reads every group's link and lag each
@@ -47,6 +49,7 @@ func NewDR(o DROptions) (*DR, error) {
 		Drivers:    map[dr.Kind]dr.DriverFunc{dr.KindRedis: drredis.Open},
 		Store:      drStore{o.Store},
 		DNS:        o.DNS,
+		Traffic:    o.Traffic,
 		HTTPClient: &http.Client{},
 		Registerer: o.Registerer,
 		Logger:     o.Logger.With("component", "dr"),

@@ -6,12 +6,43 @@ package planes
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
+
+// keepPushed saves the specs a data plane already runs after a DR plan's step changed them
+// (DNS switched, traffic moved) as new revisions marked pushed, each with an audit record of
+// the step, so that a restart does not undo the step.
+func keepPushed(ctx context.Context, st store.Store, kind string, specs map[string]json.RawMessage, action string, detail any) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	return st.Change(ctx, store.Actor{TokenID: "dr"}, func(tx store.Tx) error {
+		for id, spec := range specs {
+			res, err := tx.Resource(ctx, kind, id)
+			if err != nil {
+				return err
+			}
+			res.Spec = spec
+			saved, err := tx.PutResource(ctx, res)
+			if err != nil {
+				return err
+			}
+			if err := tx.MarkPushed(ctx, kind, id, saved.Revision); err != nil {
+				return err
+			}
+			if err := tx.Record(ctx, action, kind, id, res.TeamID, detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
 // decodeStrict reads a spec into v, refusing unknown fields and trailing data, with errors
 // keyed the way the API reports spec fields.

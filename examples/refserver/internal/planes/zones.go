@@ -41,30 +41,15 @@ func (p *Zones) SwitchDNS(ctx context.Context, to dr.Side) error {
 	p.mu.Lock()
 	owned := maps.Clone(p.owner)
 	p.mu.Unlock()
-	return p.st.Change(ctx, store.Actor{TokenID: "dr"}, func(tx store.Tx) error {
-		for origin, id := range owned {
-			spec, err := p.served(origin)
-			if err != nil {
-				return err
-			}
-			res, err := tx.Resource(ctx, "zone", id)
-			if err != nil {
-				return err
-			}
-			res.Spec = spec
-			saved, err := tx.PutResource(ctx, res)
-			if err != nil {
-				return err
-			}
-			if err := tx.MarkPushed(ctx, "zone", id, saved.Revision); err != nil {
-				return err
-			}
-			if err := tx.Record(ctx, "switch", "zone", id, res.TeamID, map[string]any{"to": to, "by": "dr plan"}); err != nil {
-				return err
-			}
+	specs := map[string]json.RawMessage{}
+	for origin, id := range owned {
+		spec, err := p.served(origin)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		specs[id] = spec
+	}
+	return keepPushed(ctx, p.st, "zone", specs, "switch", map[string]any{"to": to, "by": "dr plan"})
 }
 
 // Capability mounts zones under /api/v1/zones, with two actions on the running zone:
