@@ -2,7 +2,6 @@ package dnsctl
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/jsontime"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,27 +129,13 @@ type Primary struct {
 type Duration time.Duration
 
 // MarshalJSON writes the duration as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
+func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
 
 // UnmarshalJSON reads a Go duration string or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var n int64
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("dnsctl: duration %s: want a string like \"2s\"", b)
-		}
-		*d = Duration(n)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("dnsctl: duration %q: %w", s, err)
-	}
+	v, err := jsontime.Unmarshal("dnsctl", b)
 	*d = Duration(v)
-	return nil
+	return err
 }
 
 // Defaults.

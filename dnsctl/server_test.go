@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
@@ -166,12 +168,15 @@ func TestQueryLogAndStatus(t *testing.T) {
 	a := newAsker(t, s.Addr(), "")
 	a.ask("api.ybj.internal.", dns.TypeA)
 	a.ask("nope.ybj.internal.", dns.TypeAAAA)
-	log := buf.String()
-	assert.Contains(t, log, "name=api.ybj.internal. type=A rcode=NOERROR source=auth")
-	assert.Contains(t, log, "name=nope.ybj.internal. type=AAAA rcode=NXDOMAIN")
+	// The log line and the count are written after the answer is sent.
+	require.Eventually(t, func() bool {
+		log := buf.String()
+		return strings.Contains(log, "name=api.ybj.internal. type=A rcode=NOERROR source=auth") &&
+			strings.Contains(log, "name=nope.ybj.internal. type=AAAA rcode=NXDOMAIN") &&
+			s.Status().Stats.Queries == 2
+	}, 2*time.Second, 5*time.Millisecond, "query log: %s", &buf)
 
 	st := s.Status()
-	assert.Equal(t, uint64(2), st.Stats.Queries)
 	assert.Equal(t, s.Addr(), st.UDPAddr)
 	assert.Equal(t, st.UDPAddr, st.TCPAddr, "TCP follows the UDP port")
 	assert.Len(t, st.Zones, 1)

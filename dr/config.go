@@ -3,12 +3,12 @@ package dr
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/jsontime"
 )
 
 // Kind names the middleware of a DR group. Each kind has its driver.
@@ -177,30 +177,13 @@ func (i Instance) ClientTLS() (*tls.Config, error) {
 type Duration time.Duration
 
 // MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
+func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
 
 // UnmarshalJSON reads a duration string or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		s, err := strconv.Unquote(string(b))
-		if err != nil {
-			return fmt.Errorf("dr: duration %s: %w", b, err)
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("dr: duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return fmt.Errorf("dr: duration %s: want a string such as \"2s\"", b)
-	}
-	*d = Duration(n)
-	return nil
+	v, err := jsontime.Unmarshal("dr", b)
+	*d = Duration(v)
+	return err
 }
 
 // String formats the duration as time.Duration does.

@@ -1,10 +1,9 @@
 package gateway
 
 import (
-	"encoding/json"
-	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/jsontime"
 )
 
 // Config is everything a gateway enforces: who may call (consumers), what
@@ -186,30 +185,13 @@ type Auth struct {
 type Duration time.Duration
 
 // MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
+func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
 
 // UnmarshalJSON reads a duration string ("250ms") or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		s, err := strconv.Unquote(string(b))
-		if err != nil {
-			return fmt.Errorf("gateway: duration %s: %w", b, err)
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("gateway: duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return fmt.Errorf("gateway: duration %s: want a string such as \"2s\"", b)
-	}
-	*d = Duration(n)
-	return nil
+	v, err := jsontime.Unmarshal("gateway", b)
+	*d = Duration(v)
+	return err
 }
 
 func orDuration(d Duration, def time.Duration) time.Duration {

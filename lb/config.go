@@ -1,10 +1,9 @@
 package lb
 
 import (
-	"encoding/json"
-	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/jsontime"
 )
 
 // BalancerConfig is the whole configuration of one balancer. It is what a
@@ -240,30 +239,13 @@ type HealthCheck struct {
 type Duration time.Duration
 
 // MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
+func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
 
 // UnmarshalJSON reads a duration string ("250ms") or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		s, err := strconv.Unquote(string(b))
-		if err != nil {
-			return fmt.Errorf("lb: duration %s: %w", b, err)
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("lb: duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return fmt.Errorf("lb: duration %s: want a string such as \"2s\"", b)
-	}
-	*d = Duration(n)
-	return nil
+	v, err := jsontime.Unmarshal("lb", b)
+	*d = Duration(v)
+	return err
 }
 
 // Defaults, each documented on its field.
