@@ -1,0 +1,102 @@
+package deploy
+
+import (
+	"errors"
+	"sort"
+	"strings"
+)
+
+// Sentinel errors. Errors returned by the package and its drivers wrap one of
+// these and name the app, version, node, instance or deployment, so callers
+// test with errors.Is and still read which thing failed.
+var (
+	// ErrInvalid is wrapped by every *ValidationError and by bad options.
+	ErrInvalid = errors.New("deploy: invalid configuration")
+	// ErrNotFound: no app, version, node, instance or deployment has that
+	// name or ID.
+	ErrNotFound = errors.New("deploy: not found")
+	// ErrExists: the name is taken. Versions are immutable: a version name
+	// is never reused within its app.
+	ErrExists = errors.New("deploy: already exists")
+	// ErrChecksum: an artifact's content does not match its sha256 digest,
+	// on upload or on any later transfer.
+	ErrChecksum = errors.New("deploy: artifact checksum mismatch")
+	// ErrTooLarge: an artifact exceeds the size limit.
+	ErrTooLarge = errors.New("deploy: artifact too large")
+	// ErrUnsafePath: a tarball entry or config file would land outside its
+	// directory, or is a kind of file that is not installed (device, link
+	// leaving the tree).
+	ErrUnsafePath = errors.New("deploy: unsafe path")
+	// ErrBusy: the app has a deployment that has not finished.
+	ErrBusy = errors.New("deploy: app busy with a deployment")
+	// ErrState: the operation is not allowed in the current state, such as
+	// a rollback without a previous good version.
+	ErrState = errors.New("deploy: not allowed in this state")
+	// ErrHealth: an instance did not pass its health check in time.
+	ErrHealth = errors.New("deploy: health check failed")
+	// ErrCrashLoop: an instance kept exiting and its supervisor gave up.
+	ErrCrashLoop = errors.New("deploy: instance in a crash loop")
+	// ErrAborted: the deployment was aborted, by a failed health gate or by
+	// Manager.Abort.
+	ErrAborted = errors.New("deploy: deployment aborted")
+	// ErrInterrupted: the deployment was running when its manager stopped;
+	// its instances may run either version (see Deployment.Instances).
+	ErrInterrupted = errors.New("deploy: deployment interrupted")
+	// ErrDriver: a node driver failed to carry out an operation.
+	ErrDriver = errors.New("deploy: node driver failed")
+	// ErrHostKey: an SSH host's key is unknown or does not match known_hosts.
+	ErrHostKey = errors.New("deploy: SSH host key not verified")
+	// ErrUnsupported: the node's driver cannot do what was asked.
+	ErrUnsupported = errors.New("deploy: not supported by the node driver")
+	// ErrClosed: the manager or driver was closed.
+	ErrClosed = errors.New("deploy: closed")
+)
+
+// ValidationError lists every field error of a rejected configuration, so an
+// API can report them all at once as {"error":{"fields":{...}}}. It wraps
+// ErrInvalid.
+type ValidationError struct {
+	// Fields maps each field's JSON path, such as "ports[1].port" or
+	// "health.path", to what is wrong with it.
+	Fields map[string]string `json:"fields"`
+}
+
+func (e *ValidationError) Error() string {
+	paths := make([]string, 0, len(e.Fields))
+	for p := range e.Fields {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var b strings.Builder
+	b.WriteString(ErrInvalid.Error())
+	for i, p := range paths {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(p + ": " + e.Fields[p])
+	}
+	return b.String()
+}
+
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+// Add records msg for path, after any message already there.
+func (e *ValidationError) Add(path, msg string) {
+	if e.Fields == nil {
+		e.Fields = make(map[string]string)
+	}
+	if prev, ok := e.Fields[path]; ok {
+		msg = prev + "; " + msg
+	}
+	e.Fields[path] = msg
+}
+
+// Err returns e, or nil when it holds no field error.
+func (e *ValidationError) Err() error {
+	if e == nil || len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}

@@ -1,0 +1,25 @@
+//go:build unix && !linux
+
+package local
+
+import (
+	"errors"
+	"syscall"
+)
+
+// sysProcAttr puts an instance's process in a process group of its own.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
+
+// killGroup sends sig to the process group led by pid.
+func killGroup(pid int, sig syscall.Signal) {
+	if pid > 0 {
+		_ = syscall.Kill(-pid, sig)
+	}
+}
+
+// groupAlive reports whether a process of the group led by pgid exists.
+func groupAlive(pgid int) bool {
+	return pgid > 0 && !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}

@@ -1,0 +1,424 @@
+// Package ssh is the deploy node driver for Linux hosts reached over SSH
+// (golang.org/x/crypto/ssh).
+//
+// The host's key is verified against the node's known_hosts file; an unknown
+// or changed key fails Open with deploy.ErrHostKey, never silently. On the
+// host, under the node's directory (default ~/shuanghuo):
+//
+//	bin/supervise.sh                           the supervisor, uploaded by the driver
+//	versions/<project>/<app>/<version>-<digest>/  installed versions
+//	instances/<instance>/                      run.sh, config files, state, logs/
+//
+// Install streams the artifact through one SSH session into a temporary
+// directory, checks its sha256 on the host with sha256sum, unpacks a tarball,
+// and renames the directory into place only then, so a failed install leaves
+// nothing half-installed. Start writes the instance's config files and
+// run.sh and starts supervise.sh under setsid: it restarts the process with
+// backoff, detects crash loops, appends stdout and stderr to logs/ (rotated
+// at each start past 10 MiB), and on Stop sends SIGTERM to the instance's
+// process group, SIGKILL after the grace period. Instances keep running when
+// the driver closes. Ports must be fixed (a port of 0 is refused), and the
+// host needs sh, setsid, sha256sum and tar.
+package ssh
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/shuanghuo/shuanghuo/deploy"
+)
+
+//go:embed supervise.sh
+var superviseScript []byte
+
+// Driver runs a node's instances on an SSH host.
+type Driver struct {
+	node   string
+	client *ssh.Client
+	root   string // absolute
+
+	mu        sync.Mutex
+	installed bool // supervise.sh is up to date
+}
+
+// Open is the deploy.DriverFunc of ssh nodes: it connects to node.SSH.Addr,
+// verifying the host key against node.SSH.KnownHosts.
+func Open(ctx context.Context, node deploy.NodeConfig) (deploy.NodeDriver, error) {
+	if err := node.Validate(); err != nil {
+		return nil, err
+	}
+	c := node.SSH
+	if c == nil {
+		return nil, fmt.Errorf("%w: ssh node %s has no ssh settings", deploy.ErrInvalid, node.Name)
+	}
+	hostKeys, err := knownhosts.New(c.KnownHosts)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: ssh node %s: read known_hosts: %w: %w", node.Name, deploy.ErrHostKey, err)
+	}
+	var auth []ssh.AuthMethod
+	if c.KeyFile != "" {
+		pem, err := os.ReadFile(c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: ssh node %s: key file: %w", node.Name, err)
+		}
+		signer, err := ssh.ParsePrivateKey(pem)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: ssh node %s: key file: %w", node.Name, err)
+		}
+		auth = append(auth, ssh.PublicKeys(signer))
+	}
+	if c.Password != "" {
+		auth = append(auth, ssh.Password(c.Password))
+	}
+	timeout := c.Timeout.Or(10 * time.Second)
+	cfg := &ssh.ClientConfig{
+		User: c.User, Auth: auth, Timeout: timeout,
+		HostKeyCallback: func(host string, remote net.Addr, key ssh.PublicKey) error {
+			if err := hostKeys(host, remote, key); err != nil {
+				var ke *knownhosts.KeyError
+				if errors.As(err, &ke) && len(ke.Want) > 0 {
+					return fmt.Errorf("%w: host %s offered a %s key that does not match %s (possible man-in-the-middle): %w", deploy.ErrHostKey, host, key.Type(), c.KnownHosts, err)
+				}
+				return fmt.Errorf("%w: host %s is not in %s: %w", deploy.ErrHostKey, host, c.KnownHosts, err)
+			}
+			return nil
+		},
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", c.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: ssh node %s: %w: %w", node.Name, deploy.ErrDriver, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	sc, chans, reqs, err := ssh.NewClientConn(conn, c.Addr, cfg)
+	if err != nil {
+		_ = conn.Close()
+		if errors.Is(err, deploy.ErrHostKey) {
+			return nil, fmt.Errorf("deploy: ssh node %s: %w", node.Name, err)
+		}
+		return nil, fmt.Errorf("deploy: ssh node %s: %w: %w", node.Name, deploy.ErrDriver, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	drv := &Driver{node: node.Name, client: ssh.NewClient(sc, chans, reqs)}
+	root := node.Dir
+	if root == "" {
+		root = "shuanghuo"
+	}
+	if !strings.HasPrefix(root, "/") {
+		home, err := drv.run(ctx, "pwd", nil)
+		if err != nil {
+			_ = drv.client.Close()
+			return nil, err
+		}
+		root = path.Join(strings.TrimSpace(string(home)), root)
+	}
+	drv.root = root
+	return drv, nil
+}
+
+func (d *Driver) errorf(format string, args ...any) error {
+	return fmt.Errorf("deploy: ssh node %s: "+format, append([]any{d.node}, args...)...)
+}
+
+// q quotes s for the remote shell.
+func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// run runs cmd on the host with stdin, returning its stdout; a non-zero exit
+// is an error holding stderr.
+func (d *Driver) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	s, err := d.client.NewSession()
+	if err != nil {
+		return nil, d.errorf("%w: open a session: %w", deploy.ErrDriver, err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errb
+	var w io.WriteCloser
+	if stdin != nil {
+		if w, err = s.StdinPipe(); err != nil {
+			return nil, d.errorf("%w: %w", deploy.ErrDriver, err)
+		}
+	}
+	if err := s.Start(cmd); err != nil {
+		return nil, d.errorf("%w: start %q: %w", deploy.ErrDriver, firstWord(cmd), err)
+	}
+	copyErr := make(chan error, 1)
+	if stdin != nil {
+		go func() {
+			_, err := io.Copy(w, stdin)
+			if err != nil {
+				// Stop the remote command from taking a truncated stream.
+				_ = s.Signal(ssh.SIGKILL)
+				_ = s.Close()
+			}
+			_ = w.Close()
+			copyErr <- err
+		}()
+	} else {
+		copyErr <- nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGKILL)
+		_ = s.Close()
+		return nil, ctx.Err()
+	}
+	if cerr := <-copyErr; cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return out.Bytes(), d.errorf("%w: %s: %w: %s", deploy.ErrDriver, firstWord(cmd), err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func firstWord(cmd string) string {
+	if i := strings.IndexAny(cmd, " \n"); i > 0 {
+		return cmd[:i]
+	}
+	return cmd
+}
+
+func (d *Driver) versionDir(project, app, version string, digest deploy.Digest) string {
+	return path.Join(d.root, "versions", project, app, version+"-"+digest.Short())
+}
+
+func artifactName(kind deploy.Kind) string {
+	switch kind {
+	case deploy.KindJar:
+		return "app.jar"
+	case deploy.KindExecutable:
+		return "app"
+	}
+	return ""
+}
+
+// Install implements deploy.NodeDriver.
+func (d *Driver) Install(ctx context.Context, a deploy.Artifact) error {
+	vdir := d.versionDir(a.Project, a.App, a.Version, a.Digest)
+	if out, err := d.run(ctx, "cat "+q(vdir+"/.installed")+" 2>/dev/null || true", nil); err == nil && string(out) == string(a.Digest) {
+		return nil
+	}
+	rc, err := a.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp := path.Join(path.Dir(vdir), ".install-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	fail := func(err error) error {
+		_, _ = d.run(context.WithoutCancel(ctx), "rm -rf "+q(tmp), nil)
+		return d.errorf("install version %s of %s/%s: %w", a.Version, a.Project, a.App, err)
+	}
+	out, err := d.run(ctx, "mkdir -p "+q(tmp)+" && cat > "+q(tmp+"/.upload")+" && sha256sum "+q(tmp+"/.upload"), rc)
+	if err != nil {
+		return fail(err)
+	}
+	if f := strings.Fields(string(out)); len(f) == 0 || "sha256:"+f[0] != string(a.Digest) {
+		return fail(fmt.Errorf("%w: the host received %q, want %s", deploy.ErrChecksum, strings.TrimSpace(string(out)), a.Digest))
+	}
+	var place string
+	if name := artifactName(a.Kind); name != "" {
+		place = "mv .upload " + q(name) + " && chmod 755 " + q(name)
+	} else {
+		place = "tar -xzf .upload --no-same-owner && rm -f .upload"
+	}
+	script := "cd " + q(tmp) + " && " + place + " && printf %s " + q(string(a.Digest)) + " > .installed && cd / && rm -rf " + q(vdir) + " && mv " + q(tmp) + " " + q(vdir)
+	if _, err := d.run(ctx, script, nil); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// ensureSupervisor uploads supervise.sh once per connection.
+func (d *Driver) ensureSupervisor(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.installed {
+		return nil
+	}
+	bin := path.Join(d.root, "bin")
+	if _, err := d.run(ctx, "mkdir -p "+q(bin)+" && cat > "+q(bin+"/supervise.sh.tmp")+" && mv "+q(bin+"/supervise.sh.tmp")+" "+q(bin+"/supervise.sh"), bytes.NewReader(superviseScript)); err != nil {
+		return err
+	}
+	d.installed = true
+	return nil
+}
+
+func seconds(v time.Duration) int { return max(1, int(math.Ceil(v.Seconds()))) }
+
+func (d *Driver) instDir(id string) string { return path.Join(d.root, "instances", id) }
+
+// Start implements deploy.NodeDriver.
+func (d *Driver) Start(ctx context.Context, spec deploy.InstanceSpec) (deploy.InstanceStatus, error) {
+	if strings.ContainsAny(spec.ID, "/ \x00") || spec.ID == "" {
+		return deploy.InstanceStatus{}, d.errorf("instance %q: %w", spec.ID, deploy.ErrUnsafePath)
+	}
+	ports := map[string]int{}
+	for _, p := range spec.App.Ports {
+		ports[p.Name] = spec.Ports[p.Name]
+		if ports[p.Name] == 0 {
+			return deploy.InstanceStatus{}, d.errorf("start instance %s: %w: port %s is 0; give SSH nodes' apps fixed ports", spec.ID, deploy.ErrUnsupported, p.Name)
+		}
+	}
+	if err := d.ensureSupervisor(ctx); err != nil {
+		return deploy.InstanceStatus{}, err
+	}
+	vdir := d.versionDir(spec.Project, spec.App.Name, spec.Version, spec.Digest)
+	if out, err := d.run(ctx, "cat "+q(vdir+"/.installed")+" 2>/dev/null || true", nil); err != nil || string(out) != string(spec.Digest) {
+		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w: version %s is not installed", spec.ID, deploy.ErrState, spec.Version)
+	}
+	if err := d.Stop(ctx, spec.ID, spec.App.StopGrace.Or(10*time.Second)); err != nil {
+		return deploy.InstanceStatus{}, err
+	}
+	dir := d.instDir(spec.ID)
+	art := ""
+	if name := artifactName(spec.App.Kind); name != "" {
+		art = path.Join(vdir, name)
+	}
+	proc, err := spec.Resolve(dir, vdir, art, ports)
+	if err != nil {
+		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w", spec.ID, err)
+	}
+	var run strings.Builder
+	run.WriteString("#!/bin/sh\n")
+	for _, kv := range proc.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		run.WriteString("export " + k + "=" + q(v) + "\n")
+	}
+	run.WriteString("exec")
+	for _, a := range proc.Argv {
+		run.WriteString(" " + q(a))
+	}
+	run.WriteString("\n")
+	var portLines strings.Builder
+	for name, port := range ports {
+		fmt.Fprintf(&portLines, "%s=%d\n", name, port)
+	}
+	files := append([]deploy.File{
+		{Path: "run.sh", Data: []byte(run.String()), Mode: 0o755},
+		{Path: "version", Data: []byte(spec.Version), Mode: 0o644},
+		{Path: "ports", Data: []byte(portLines.String()), Mode: 0o644},
+	}, proc.Files...)
+	for _, f := range files {
+		p := path.Join(dir, f.Path)
+		cmd := "mkdir -p " + q(path.Dir(p)) + " && cat > " + q(p) + " && chmod " + strconv.FormatUint(uint64(f.Mode), 8) + " " + q(p)
+		if _, err := d.run(ctx, cmd, bytes.NewReader(f.Data)); err != nil {
+			return deploy.InstanceStatus{}, d.errorf("start instance %s: write %s: %w", spec.ID, f.Path, err)
+		}
+	}
+	r := spec.App.Restart.Resolved()
+	// Only setsid goes to the background, with no descriptor of the
+	// session, or the session would wait for it.
+	start := fmt.Sprintf("cd %s || exit 1; rm -f state last_exit; setsid sh %s run %s %d %d %d %d %d </dev/null >/dev/null 2>&1 &",
+		q(dir), q(path.Join(d.root, "bin", "supervise.sh")), q(dir),
+		seconds(time.Duration(r.BackoffMin)), seconds(time.Duration(r.BackoffMax)), r.MaxRestarts, seconds(time.Duration(r.Window)), 10<<20)
+	if _, err := d.run(ctx, start, nil); err != nil {
+		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w", spec.ID, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := d.Status(ctx, spec.ID)
+		if err == nil && st.State != deploy.StateStopped && st.State != "" {
+			return st, nil
+		}
+		if time.Now().After(deadline) {
+			return deploy.InstanceStatus{}, d.errorf("start instance %s: %w: the supervisor did not start", spec.ID, deploy.ErrDriver)
+		}
+		select {
+		case <-ctx.Done():
+			return deploy.InstanceStatus{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Status implements deploy.NodeDriver.
+func (d *Driver) Status(ctx context.Context, id string) (deploy.InstanceStatus, error) {
+	dir := d.instDir(id)
+	script := "cd " + q(dir) + " 2>/dev/null || exit 0; echo exists=1; for f in state pid restarts last_exit version; do printf '%s=' $f; head -c 300 $f 2>/dev/null | tr -d '\\n'; echo; done; " +
+		"if [ -f sup.pid ] && kill -0 \"$(cat sup.pid)\" 2>/dev/null; then echo alive=1; fi; " +
+		"sed 's/^/port./' ports 2>/dev/null"
+	out, err := d.run(ctx, script, nil)
+	if err != nil {
+		return deploy.InstanceStatus{}, err
+	}
+	kv := map[string]string{}
+	st := deploy.InstanceStatus{ID: id, Dir: dir, Ports: map[string]int{}}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		if name, ok := strings.CutPrefix(k, "port."); ok {
+			st.Ports[name], _ = strconv.Atoi(v)
+			continue
+		}
+		kv[k] = v
+	}
+	if kv["exists"] != "1" || kv["state"] == "" && kv["version"] == "" {
+		return deploy.InstanceStatus{}, d.errorf("instance %s: %w", id, deploy.ErrNotFound)
+	}
+	st.State = deploy.InstanceState(kv["state"])
+	st.Version = kv["version"]
+	st.PID, _ = strconv.Atoi(kv["pid"])
+	st.Restarts, _ = strconv.Atoi(kv["restarts"])
+	st.LastExit = kv["last_exit"]
+	switch {
+	case st.State == "":
+		st.State = deploy.StateStopped
+	case (st.State == deploy.StateRunning || st.State == deploy.StateBackoff) && kv["alive"] != "1":
+		st.State = deploy.StateStopped
+		st.LastExit = "the supervisor is gone (host restarted?); last: " + st.LastExit
+	}
+	return st, nil
+}
+
+// Stop implements deploy.NodeDriver.
+func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
+	if err := d.ensureSupervisor(ctx); err != nil {
+		return err
+	}
+	dir := d.instDir(id)
+	cmd := "[ -d " + q(dir) + " ] || exit 0; sh " + q(path.Join(d.root, "bin", "supervise.sh")) + " stop " + q(dir) + " " + strconv.Itoa(seconds(grace))
+	if _, err := d.run(ctx, cmd, nil); err != nil {
+		return d.errorf("stop instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove implements deploy.NodeDriver.
+func (d *Driver) Remove(ctx context.Context, id string, grace time.Duration) error {
+	if strings.ContainsAny(id, "/ \x00") || id == "" || id == "." || id == ".." {
+		return d.errorf("instance %q: %w", id, deploy.ErrUnsafePath)
+	}
+	if err := d.Stop(ctx, id, grace); err != nil {
+		return err
+	}
+	if _, err := d.run(ctx, "rm -rf "+q(d.instDir(id)), nil); err != nil {
+		return d.errorf("remove instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// Close implements deploy.NodeDriver: it closes the connection and leaves
+// the instances running under their supervisors.
+func (d *Driver) Close() error { return d.client.Close() }
+
+var _ deploy.NodeDriver = (*Driver)(nil)
