@@ -217,8 +217,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.D
 // UnmarshalJSON reads a duration string or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	v, err := jsontime.Unmarshal("deploy", b)
+	if err != nil {
+		return err
+	}
 	*d = Duration(v)
-	return err
+	return nil
 }
 
 // String formats the duration as time.Duration does.

@@ -134,8 +134,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.D
 // UnmarshalJSON reads a Go duration string or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	v, err := jsontime.Unmarshal("dnsctl", b)
+	if err != nil {
+		return err
+	}
 	*d = Duration(v)
-	return err
+	return nil
 }
 
 // Defaults.

@@ -190,8 +190,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.D
 // UnmarshalJSON reads a duration string ("250ms") or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	v, err := jsontime.Unmarshal("gateway", b)
+	if err != nil {
+		return err
+	}
 	*d = Duration(v)
-	return err
+	return nil
 }
 
 func orDuration(d Duration, def time.Duration) time.Duration {

@@ -244,8 +244,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.D
 // UnmarshalJSON reads a duration string ("250ms") or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	v, err := jsontime.Unmarshal("lb", b)
+	if err != nil {
+		return err
+	}
 	*d = Duration(v)
-	return err
+	return nil
 }
 
 // Defaults, each documented on its field.
