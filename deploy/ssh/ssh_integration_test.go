@@ -172,7 +172,7 @@ func TestConformance(t *testing.T) {
 // nodes (one sshd, two directories, two ports) and rolls back.
 func TestRollingUpgradeOverSSH(t *testing.T) {
 	s := startSSHD(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute) // generous: CI runs other suites beside it
 	defer cancel()
 	arts, _ := deploy.NewDirStore(t.TempDir())
 	m, err := deploy.New(deploy.Options{Artifacts: arts, Drivers: map[string]deploy.DriverFunc{"ssh": deployssh.Open}})
@@ -224,8 +224,8 @@ func TestRollingUpgradeOverSSH(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d, _ = m.Wait(ctx, d.ID); d.State != deploy.DeploymentSucceeded {
-				t.Fatalf("%s %s on %s: %s %s", app.Name, v, n, d.State, d.Error)
+			if d, err = m.Wait(ctx, d.ID); err != nil || d.State != deploy.DeploymentSucceeded {
+				t.Fatalf("%s %s on %s: %s %s (wait: %v)", app.Name, v, n, d.State, d.Error, err)
 			}
 			if got := get(t, fmt.Sprintf("127.0.0.1:%d", app.Ports[0].Port)); got != v {
 				t.Fatalf("%s serves %q, want %s", app.Name, got, v)
@@ -235,8 +235,8 @@ func TestRollingUpgradeOverSSH(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d, _ = m.Wait(ctx, d.ID); d.State != deploy.DeploymentSucceeded || get(t, fmt.Sprintf("127.0.0.1:%d", app.Ports[0].Port)) != "v1" {
-			t.Fatalf("rollback of %s: %s %s", app.Name, d.State, d.Error)
+		if d, err = m.Wait(ctx, d.ID); err != nil || d.State != deploy.DeploymentSucceeded || get(t, fmt.Sprintf("127.0.0.1:%d", app.Ports[0].Port)) != "v1" {
+			t.Fatalf("rollback of %s: %s %s (wait: %v)", app.Name, d.State, d.Error, err)
 		}
 		id := deploy.InstanceID("yb", app.Name, n)
 		if err := m.StopInstance(ctx, id); err != nil {
