@@ -47,6 +47,8 @@ type demoCenter struct {
 	url                  string
 	balancerURL          string
 	drGroup, drPlan      string
+	teamID               string
+	gateway              demoGateway
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -58,6 +60,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	bDNS := fs.String("b-dns", "127.0.0.12:1053", "center B's DNS server `address` (a secondary of A's)")
 	apps := fs.String("apps", "127.0.0.21:8085,127.0.0.22:8085,127.0.0.23:8085", "the demo outpatient app's three `servers`: working in zone-1, working in zone-2, standby")
 	lbPort := fs.Int("lb-port", 20004, "the balancers' listener `port` on each center's address")
+	gwPort := fs.Int("gw-port", 20005, "the gateways' listener `port` on each center's address")
 	redisBin := fs.String("redis", defaultRedis(), "Redis server `binary` for the DR group's pair (Debian: redis-tools); empty: no DR group")
 	redisPort := fs.Int("redis-port", 6379, "the demo Redis `port` on each center's address")
 	dir := fs.String("data-dir", "", "`directory` for both centers' stores; default a fresh temporary one, removed on exit")
@@ -146,11 +149,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort, redisAddrs); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s: %w", dc.name, err))
 		}
+		// Both centers' gateways hold the same consumers with the same secrets: A makes them,
+		// B imports A's.
+		if err := seedGateway(ctx, dc, backends, *gwPort, centers[0].gateway.secrets); err != nil {
+			return fail(fmt.Errorf("demo: seed center %s's gateway: %w", dc.name, err))
+		}
 	}
 	fmt.Fprintln(stdout, "shuanghuo demo: two centers on loopback (Ctrl-C stops both)")
 	for _, dc := range centers {
-		fmt.Fprintf(stdout, "\ncenter %s — %s (%s)\n  API:         %s/api/v1\n  DNS:         %s\n  balancer:    %s\n  admin token: %s\n  team token:  %s (team %s)\n",
-			dc.name, dc.seedName, dc.role, dc.url, dc.cfg.DNS.Listen, dc.balancerURL, dc.adminToken, dc.teamToken, demoTeam)
+		fmt.Fprintf(stdout, "\ncenter %s — %s (%s)\n  API:         %s/api/v1\n  DNS:         %s\n  balancer:    %s\n  gateway:     %s\n  admin token: %s\n  team token:  %s (team %s)\n",
+			dc.name, dc.seedName, dc.role, dc.url, dc.cfg.DNS.Listen, dc.balancerURL, dc.gateway.url, dc.adminToken, dc.teamToken, demoTeam)
 	}
 	ca, cb := centers[0], centers[1]
 	host, port := splitHostPort(ca.cfg.DNS.Listen)
@@ -165,6 +173,7 @@ try:
   dig @%[7]s -p %[8]s +short api.%[5]s          # B's copy follows A within a second
   curl %[2]s/metrics
 `, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport, ca.balancerURL)
+	printGateway(stdout, ca)
 	if ca.drGroup != "" {
 		fmt.Fprintf(stdout, `
 DR (灾备组 ybj-redis: Redis %[3]s in A, forward sync to %[4]s in B):
@@ -199,6 +208,7 @@ func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []stri
 		return err
 	}
 	dc.teamToken = tok.Secret
+	dc.teamID = team.ID
 	host, _, _ := net.SplitHostPort(dc.cfg.Listen)
 	var servers []any
 	for i, b := range backends {

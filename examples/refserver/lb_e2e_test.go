@@ -143,6 +143,14 @@ func TestSeedBalancerScenario(t *testing.T) {
 		clear(servedBy)
 		return out
 	}
+	// settled is who answers once requests sent before a change have finished.
+	settled := func() []string {
+		served()
+		time.Sleep(100 * time.Millisecond)
+		served()
+		time.Sleep(200 * time.Millisecond)
+		return keys(served())
+	}
 	state := func(name string) string {
 		var st struct {
 			Groups []struct {
@@ -193,21 +201,15 @@ func TestSeedBalancerScenario(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("no server_down event")
 	}
-	served()
-	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, []string{"working-zone2"}, keys(served()))
+	require.Equal(t, []string{"working-zone2"}, settled())
 
 	w2.srv.Close()
 	require.Eventually(t, func() bool { return state("w2") == "down" }, 3*time.Second, 20*time.Millisecond)
-	served()
-	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, []string{"standby"}, keys(served()), "no working server is up: the standby takes over")
+	require.Equal(t, []string{"standby"}, settled(), "no working server is up: the standby takes over")
 
 	startBackend(t, "working-zone1", w1.addr)
 	require.Eventually(t, func() bool { return state("w1") == "up" }, 3*time.Second, 20*time.Millisecond, "w1 passes its checks again")
-	served()
-	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, []string{"working-zone1"}, keys(served()), "traffic returns to the working server")
+	require.Equal(t, []string{"working-zone1"}, settled(), "traffic returns to the working server")
 
 	close(stop)
 	wg.Wait()

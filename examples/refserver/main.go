@@ -1,8 +1,9 @@
 // Command refserver is shuanghuo's reference server: it composes the capability packages into
 // a runnable platform with a REST API, an embedded store and a two-center demo.
 //
-//	refserver [flags]        run one center (see -h for every option)
-//	refserver demo [flags]   run center A and center B on loopback with demo data
+//	refserver [flags]            run one center (see -h for every option)
+//	refserver demo [flags]       run center A and center B on loopback with demo data
+//	refserver sign [flags] URL   send one request signed as a gateway consumer
 package main
 
 import (
@@ -34,6 +35,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "demo" {
 		return runDemo(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "sign" {
+		return runSign(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := config.Load(args, stderr)
 	if err != nil {

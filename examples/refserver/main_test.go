@@ -65,7 +65,7 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
 			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12"),
 			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
-			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
+			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11")), "-gw-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
 		w.Close()
 	}()
 	type seen struct{ url, dns, balancer, admin, team string }

@@ -65,7 +65,7 @@ func find(entries []any, p Part, name string) int {
 
 func (cr *capabilityRoutes) partList(p Part) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		res, err := cr.view(r)
+		res, err := cr.viewRedacted(r)
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (cr *capabilityRoutes) partList(p Part) func(http.ResponseWriter, *http.Req
 
 func (cr *capabilityRoutes) partGet(p Part, child string) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		res, err := cr.view(r)
+		res, err := cr.viewRedacted(r)
 		if err != nil {
 			return err
 		}
@@ -100,6 +100,12 @@ func (cr *capabilityRoutes) partGet(p Part, child string) func(http.ResponseWrit
 		writeJSON(w, http.StatusOK, list[any]{append([]any{}, kids...)})
 		return nil
 	}
+}
+
+// viewRedacted reads a resource the caller may see, its secrets hidden, for answers.
+func (cr *capabilityRoutes) viewRedacted(r *http.Request) (store.Resource, error) {
+	res, err := cr.view(r)
+	return cr.redact(res), err
 }
 
 // view reads a resource the caller may see.

@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,10 +93,19 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	balancers := planes.NewBalancers(log, reg, st, cfg.Zones)
-	capabilities := []api.Capability{balancers.Capability()}
+	// Consumer secrets are sealed with a key from the environment, or from a key file in the
+	// data directory made at first start (see planes.GatewayKeyEnv).
+	gateways, err := planes.NewGateways(planes.GatewayOptions{Store: st, Logger: log, Registerer: reg,
+		Key: os.Getenv(planes.GatewayKeyEnv), KeyFile: filepath.Join(cfg.DataDir, "gateway-secrets.key")})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
+	}
+	capabilities := []api.Capability{balancers.Capability(), gateways.Capability()}
 	var settings []api.Setting
 	var zones *planes.Zones
-	closers := []closer{balancers}
+	closers := []closer{balancers, gateways}
 	if cfg.DNS.Listen != "" {
 		dns, err := startDNS(ctx, cfg, log, reg)
 		if err != nil {
@@ -132,7 +144,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Registry:     reg,
 		Capabilities: capabilities,
 		Settings:     settings,
-		Routes:       append(balancers.Routes(), drPlane.Routes()...),
+		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes()),
 	})
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
