@@ -112,20 +112,25 @@ func TestForwardingFailsOver(t *testing.T) {
 
 	st := s.Status().Stats
 	assert.Equal(t, uint64(2), st.CacheHits)
-	families, err := reg.Gather()
-	require.NoError(t, err)
+	// Queries are counted just after their answer is sent: wait for the last one.
 	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.Metric {
-			if m.Counter != nil {
-				key := f.GetName()
-				for _, l := range m.Label {
-					key += "," + l.GetName() + "=" + l.GetValue()
+	require.Eventually(t, func() bool {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		clear(got)
+		for _, f := range families {
+			for _, m := range f.Metric {
+				if m.Counter != nil {
+					key := f.GetName()
+					for _, l := range m.Label {
+						key += "," + l.GetName() + "=" + l.GetValue()
+					}
+					got[key] = m.Counter.GetValue()
 				}
-				got[key] = m.Counter.GetValue()
 			}
 		}
-	}
+		return got["dnsctl_queries_total,rcode=NOERROR,type=A"] == 5
+	}, 2*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 2.0, got["dnsctl_cache_hits_total"])
 	assert.Equal(t, 5.0, got["dnsctl_queries_total,rcode=NOERROR,type=A"])
 	assert.Equal(t, 2.0, got["dnsctl_queries_total,rcode=NXDOMAIN,type=A"])
