@@ -49,6 +49,7 @@ type demoCenter struct {
 	drGroup, drPlan      string
 	teamID               string
 	gateway              demoGateway
+	deploy               demoDeploy
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,6 +62,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	apps := fs.String("apps", "127.0.0.21:8085,127.0.0.22:8085,127.0.0.23:8085", "the demo outpatient app's three `servers`: working in zone-1, working in zone-2, standby")
 	lbPort := fs.Int("lb-port", 20004, "the balancers' listener `port` on each center's address")
 	gwPort := fs.Int("gw-port", 20005, "the gateways' listener `port` on each center's address")
+	deployApps := fs.String("deploy-apps", "127.0.0.21:8086,127.0.0.22:8086,127.0.0.23:8086", "`addresses` of the outpatient app's instances that center A deploys on its three local nodes")
+	deployLBPort := fs.Int("deploy-lb-port", 20006, "the `port` of center A's balancer in front of the deployed app")
 	redisBin := fs.String("redis", defaultRedis(), "Redis server `binary` for the DR group's pair (Debian: redis-tools); empty: no DR group")
 	redisPort := fs.Int("redis-port", 6379, "the demo Redis `port` on each center's address")
 	dir := fs.String("data-dir", "", "`directory` for both centers' stores; default a fresh temporary one, removed on exit")
@@ -154,6 +157,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := seedGateway(ctx, dc, backends, *gwPort, centers[0].gateway.secrets); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s's gateway: %w", dc.name, err))
 		}
+		// Center A deploys the outpatient app itself (v1, with v2 ready to roll out).
+		if i == 0 {
+			if dc.deploy, err = seedDeploy(ctx, dc, strings.Split(*deployApps, ","), *deployLBPort); err != nil {
+				return fail(fmt.Errorf("demo: seed center %s's deployed app: %w", dc.name, err))
+			}
+		}
 	}
 	fmt.Fprintln(stdout, "shuanghuo demo: two centers on loopback (Ctrl-C stops both)")
 	for _, dc := range centers {
@@ -174,6 +183,7 @@ try:
   curl %[2]s/metrics
 `, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport, ca.balancerURL)
 	printGateway(stdout, ca)
+	printDeploy(stdout, ca)
 	if ca.drGroup != "" {
 		fmt.Fprintf(stdout, `
 DR (灾备组 ybj-redis: Redis %[3]s in A, forward sync to %[4]s in B):

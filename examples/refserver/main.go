@@ -36,6 +36,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "demo" {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "demo-app" {
+		// Hidden: the demo's outpatient app, which the demo deploys as this binary.
+		return runDemoApp(ctx, args[1:], stderr)
+	}
 	if len(args) > 0 && args[0] == "sign" {
 		return runSign(ctx, args[1:], stdout, stderr)
 	}

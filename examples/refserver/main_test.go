@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -65,7 +66,9 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
 			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12"),
 			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
-			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11")), "-gw-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
+			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11")), "-gw-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
+			"-deploy-apps", fmt.Sprintf("127.0.0.21:%[1]d,127.0.0.22:%[1]d,127.0.0.23:%[1]d", freeTCPOn(t, "127.0.0.21", "127.0.0.22", "127.0.0.23")),
+			"-deploy-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
 		w.Close()
 	}()
 	type seen struct{ url, dns, balancer, admin, team string }

@@ -47,6 +47,18 @@ type Capability struct {
 	// Redact, when set, hides secrets (passwords) of a spec in every answer; the store keeps
 	// them. A PUT must then send them again.
 	Redact func(spec json.RawMessage) json.RawMessage
+	// AdminOnly lets only the platform admin create, change, push or delete the kind (for a
+	// team it creates them with team_id); teams read theirs. For resources that reach the
+	// server's own host, such as deploy nodes.
+	AdminOnly bool
+}
+
+// mayChange refuses a change of an admin-only kind from a team.
+func (cr *capabilityRoutes) mayChange(r *http.Request) error {
+	if !cr.c.AdminOnly {
+		return nil
+	}
+	return adminOnly(r, "change "+cr.c.Kind+" resources")
 }
 
 // Action is an operation on the data plane, such as a DNS switch, whose effect the store
@@ -139,6 +151,9 @@ func (s *Server) mount(api func(string, func(http.ResponseWriter, *http.Request)
 // action serves one Action on the resource in the path or, with all, on every resource.
 func (cr *capabilityRoutes) action(name string, a Action, all bool) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := cr.mayChange(r); err != nil {
+			return err
+		}
 		if all {
 			if err := adminOnly(r, name+" every "+cr.c.Kind); err != nil {
 				return err
@@ -265,6 +280,9 @@ func (cr *capabilityRoutes) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error {
+	if err := cr.mayChange(r); err != nil {
+		return err
+	}
 	var in resourceCreate
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
@@ -292,6 +310,9 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 }
 
 func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error {
+	if err := cr.mayChange(r); err != nil {
+		return err
+	}
 	var in resourceUpdate
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
@@ -320,6 +341,9 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 }
 
 func (cr *capabilityRoutes) remove(w http.ResponseWriter, r *http.Request) error {
+	if err := cr.mayChange(r); err != nil {
+		return err
+	}
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
@@ -347,6 +371,9 @@ func (cr *capabilityRoutes) remove(w http.ResponseWriter, r *http.Request) error
 }
 
 func (cr *capabilityRoutes) push(w http.ResponseWriter, r *http.Request) error {
+	if err := cr.mayChange(r); err != nil {
+		return err
+	}
 	if cr.c.Plane == nil {
 		return newError(http.StatusConflict, codeConflict, "%s has no data plane in this server; nothing to push to", cr.c.Kind)
 	}

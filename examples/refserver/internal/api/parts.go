@@ -181,6 +181,9 @@ func replaceChild(child string) edit {
 // capability accepts the whole spec.
 func (cr *capabilityRoutes) partEdit(p Part, e edit) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := cr.mayChange(r); err != nil {
+			return err
+		}
 		var body any
 		if r.Method != http.MethodDelete {
 			var raw json.RawMessage

@@ -136,6 +136,17 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	capabilities = append(capabilities, drPlane.Groups(), drPlane.Plans())
 	// DR closes first: its runs may still switch DNS.
 	closers = append([]closer{drPlane}, closers...)
+	deployPlane, err := planes.NewDeploy(planes.DeployOptions{Store: st, Dir: filepath.Join(cfg.DataDir, "deploy"),
+		MaxArtifactSize: cfg.MaxArtifactBytes, Balancers: balancers, Logger: log, Registerer: reg})
+	if err != nil {
+		closeAll(ctx, closers)
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
+	}
+	capabilities = append(capabilities, deployPlane.Apps(), deployPlane.Nodes())
+	// Deploy closes before the balancers: its deployments may still drain servers.
+	closers = append([]closer{deployPlane}, closers...)
 	a := api.New(api.Options{
 		Center:       api.Center{Name: cfg.Center.Name, Role: cfg.Center.Role},
 		Store:        st,
@@ -144,13 +155,16 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Registry:     reg,
 		Capabilities: capabilities,
 		Settings:     settings,
-		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes()),
+		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes()),
 	})
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
 	if err := a.RestorePlanes(ctx); err != nil {
 		log.Error("restore data plane", "err", err)
 	}
+	// Instances that ran before the restart run again once their apps, nodes and balancers
+	// are back (a local node's processes ended with the server).
+	go deployPlane.Resume(context.WithoutCancel(ctx))
 	c := &Center{cfg: cfg, log: log, store: st, api: a, ln: ln, planes: closers}
 	c.srv = &http.Server{
 		Handler:           a,

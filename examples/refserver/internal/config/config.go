@@ -35,6 +35,9 @@ type Config struct {
 	LogFormat string `yaml:"log_format" validate:"oneof=text json"`
 	// MaxBodyBytes caps a request body; larger bodies get 413. Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes" validate:"min=1024,max=1073741824"`
+	// MaxArtifactBytes caps an app version's artifact uploaded to deploy (streamed, not
+	// bound by max_body_bytes). Default 1 GiB.
+	MaxArtifactBytes int64 `yaml:"max_artifact_bytes" validate:"min=1024,max=68719476736"`
 	// ReadTimeout bounds reading a whole request, headers and body. Default 30s.
 	ReadTimeout time.Duration `yaml:"read_timeout" validate:"min=1s,max=1h"`
 	// WriteTimeout bounds writing a response. Default 60s.
@@ -79,16 +82,17 @@ type Center struct {
 // Default returns the embedded defaults: center "a", primary, on 127.0.0.1:8080.
 func Default() Config {
 	return Config{
-		Center:          Center{Name: "a", Role: "primary"},
-		Listen:          "127.0.0.1:8080",
-		DataDir:         "./data",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		MaxBodyBytes:    1 << 20,
-		ReadTimeout:     30 * time.Second,
-		WriteTimeout:    60 * time.Second,
-		IdleTimeout:     120 * time.Second,
-		ShutdownTimeout: 15 * time.Second,
+		Center:           Center{Name: "a", Role: "primary"},
+		Listen:           "127.0.0.1:8080",
+		DataDir:          "./data",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		MaxBodyBytes:     1 << 20,
+		MaxArtifactBytes: 1 << 30,
+		ReadTimeout:      30 * time.Second,
+		WriteTimeout:     60 * time.Second,
+		IdleTimeout:      120 * time.Second,
+		ShutdownTimeout:  15 * time.Second,
 	}
 }
 
@@ -173,6 +177,7 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "`level`: debug, info, warn or error (log_level)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "`format`: text or json (log_format)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body in `bytes` (max_body_bytes)")
+	fs.Int64Var(&cfg.MaxArtifactBytes, "max-artifact-bytes", cfg.MaxArtifactBytes, "largest deploy artifact upload in `bytes` (max_artifact_bytes)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time to read a whole request (read_timeout)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (write_timeout)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time (idle_timeout)")
