@@ -267,15 +267,11 @@ func (cr *capabilityRoutes) redact(res store.Resource) store.Resource {
 }
 
 func (cr *capabilityRoutes) get(w http.ResponseWriter, r *http.Request) error {
-	var out store.Resource
-	err := cr.s.store.View(r.Context(), func(tx store.Reader) (err error) {
-		out, err = cr.load(r, tx)
-		return err
-	})
+	out, err := cr.viewRedacted(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, cr.redact(out))
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -287,26 +283,10 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
 	}
-	name, err := cr.check(in.Spec)
-	if err != nil {
-		return err
-	}
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	var out store.Resource
-	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+	return cr.save(w, r, http.StatusCreated, in.Spec, func(tx store.Tx, name string) (store.Resource, error) {
 		team, err := ownProject(r, tx, in.TeamID, in.ProjectID)
-		if err != nil {
-			return err
-		}
-		out, err = tx.PutResource(r.Context(), store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: in.Spec})
-		return err
+		return store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: in.Spec}, err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, cr.redact(out))
-	return nil
 }
 
 func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error {
@@ -317,7 +297,18 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
 	}
-	name, err := cr.check(in.Spec)
+	return cr.save(w, r, http.StatusOK, in.Spec, func(tx store.Tx, name string) (store.Resource, error) {
+		res, err := cr.load(r, tx)
+		res.Name, res.Spec = name, in.Spec
+		return res, err
+	})
+}
+
+// save checks spec with the capability's rules, then stores the resource that resource
+// builds from it as a new revision, and answers it.
+func (cr *capabilityRoutes) save(w http.ResponseWriter, r *http.Request, status int, spec json.RawMessage,
+	resource func(tx store.Tx, name string) (store.Resource, error)) error {
+	name, err := cr.check(spec)
 	if err != nil {
 		return err
 	}
@@ -325,18 +316,17 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 	defer cr.mu.Unlock()
 	var out store.Resource
 	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
-		res, err := cr.load(r, tx)
+		res, err := resource(tx, name)
 		if err != nil {
 			return err
 		}
-		res.Name, res.Spec = name, in.Spec
 		out, err = tx.PutResource(r.Context(), res)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, cr.redact(out))
+	writeJSON(w, status, cr.redact(out))
 	return nil
 }
 
