@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -64,6 +66,7 @@ type Gateway struct {
 	nonces   NonceStore
 	counter  RateCounter
 	now      func() time.Time
+	realNow  bool // now is time.Now
 	idPrefix string
 	ids      atomic.Uint64
 
@@ -106,6 +109,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+		g.realNow = true
 	}
 	loc := opts.Location
 	if loc == nil {
@@ -216,8 +220,27 @@ type snapshot struct {
 type consumerRT struct {
 	Consumer
 	policy  *policyRT
-	secrets [][]byte
+	secrets []*secretMAC
 	grants  map[string]*policyRT // API name -> consumer × API policy (may be nil)
+}
+
+// secretMAC computes HMAC-SHA256 with one secret, reusing its hash states.
+type secretMAC struct {
+	key  []byte
+	pool sync.Pool // of hash.Hash, reset
+}
+
+// sum appends the HMAC-SHA256 of msg to dst.
+func (m *secretMAC) sum(dst, msg []byte) []byte {
+	h, _ := m.pool.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, m.key)
+	}
+	h.Write(msg)
+	dst = h.Sum(dst)
+	h.Reset()
+	m.pool.Put(h)
+	return dst
 }
 
 type apiRT struct {
@@ -228,6 +251,7 @@ type apiRT struct {
 	maxBody int64
 	policy  *policyRT
 	breaker *breakerEntry
+	metrics *apiMetrics // nil without metrics
 }
 
 type policyRT struct {
@@ -307,6 +331,7 @@ func (g *Gateway) compile(c *Config) *snapshot {
 			ar.addr, _ = upstreamAddr(a.Upstream.URL)
 		}
 		ar.breaker = g.breaker(a, ar.addr)
+		ar.metrics = g.metrics.forAPI()
 		usedBreakers[a.Name] = ar.breaker
 		s.apis[a.Name] = ar
 		if p, ok := strings.CutSuffix(a.Path, "*"); ok {
@@ -322,7 +347,7 @@ func (g *Gateway) compile(c *Config) *snapshot {
 	for _, cs := range c.Consumers {
 		cr := &consumerRT{Consumer: cs, policy: policies[cs.ID+"\x00"], grants: make(map[string]*policyRT)}
 		for _, sec := range cs.Secrets {
-			cr.secrets = append(cr.secrets, []byte(sec))
+			cr.secrets = append(cr.secrets, &secretMAC{key: []byte(sec)})
 		}
 		s.consumers[cs.ID] = cr
 		s.byKey[cs.AppKey] = cr
@@ -420,14 +445,42 @@ type refusal struct {
 	retryAfter time.Duration
 }
 
-// reqState follows one request from HandleRequest to its outcome.
+// reqState follows one request from HandleRequest to its outcome. It is
+// reused (reqStates) once the request is counted.
 type reqState struct {
 	g        *Gateway
+	r        *lb.Request
 	start    time.Time
 	id       string
 	api      *apiRT
 	consumer *consumerRT
 	cbDone   func(error)
+	done     func(lb.Outcome) // rs.onDone, bound once
+}
+
+var reqStates sync.Pool // of *reqState
+
+func newReqState(g *Gateway, r *lb.Request) *reqState {
+	rs, _ := reqStates.Get().(*reqState)
+	if rs == nil {
+		rs = &reqState{}
+		rs.done = rs.onDone
+	}
+	rs.g, rs.r = g, r
+	return rs
+}
+
+// onDone is the done function HandleRequest gives lb, which calls it once.
+func (rs *reqState) onDone(o lb.Outcome) {
+	rs.g.finish(rs.r, rs, o)
+	rs.release()
+}
+
+// release recycles rs; nothing may use it afterwards.
+func (rs *reqState) release() {
+	done := rs.done
+	*rs = reqState{done: done}
+	reqStates.Put(rs)
 }
 
 var errUpstreamFailed = errors.New("gateway: upstream failed")
@@ -435,18 +488,23 @@ var errUpstreamFailed = errors.New("gateway: upstream failed")
 // HandleRequest implements lb.Hook: it decides about one request of the
 // balancer the gateway is the Hook of.
 func (g *Gateway) HandleRequest(r *lb.Request) func(lb.Outcome) {
-	rs := &reqState{g: g, start: time.Now(), id: g.requestID(r)}
+	rs := newReqState(g, r)
+	rs.start = time.Now()
+	rs.id = g.requestID(r)
 	s := g.snap.Load()
 	switch {
 	case g.closed.Load():
 		g.refuse(r, rs, refusal{code: CodeUnavailable, msg: "gateway closed"})
+		rs.release()
 		return nil
 	case s == nil:
 		g.refuse(r, rs, refusal{code: CodeNoSuchAPI, msg: "no config applied"})
+		rs.release()
 		return nil
 	}
 	if ref := g.check(r, rs, s); ref != nil {
 		g.refuse(r, rs, *ref)
+		rs.release()
 		return nil
 	}
 	a := rs.api
@@ -459,6 +517,7 @@ func (g *Gateway) HandleRequest(r *lb.Request) func(lb.Outcome) {
 	if err != nil {
 		rs.cbDone(errUpstreamFailed)
 		g.refuse(r, rs, refusal{code: CodeUpstreamError, msg: fmt.Sprintf("upstream of API %q: %v", a.Name, err)})
+		rs.release()
 		return nil
 	}
 	r.SetTimeout(a.timeout)
@@ -472,7 +531,7 @@ func (g *Gateway) HandleRequest(r *lb.Request) func(lb.Outcome) {
 		r.SetHeader("X-Consumer-Kind", "")
 		r.SetHeader("X-Consumer-Org", "")
 	}
-	return func(o lb.Outcome) { g.finish(r, rs, o) }
+	return rs.done
 }
 
 // check runs the policy chain; nil lets the request through with rs.api
@@ -500,7 +559,7 @@ func (g *Gateway) check(r *lb.Request, rs *reqState, s *snapshot) *refusal {
 	}
 	var pair *policyRT
 	if !a.Public {
-		c, ref := g.authenticate(r, s, body)
+		c, ref := g.authenticate(r, s, method, path, body)
 		if ref != nil {
 			return ref
 		}
@@ -535,8 +594,9 @@ func (g *Gateway) check(r *lb.Request, rs *reqState, s *snapshot) *refusal {
 	return nil
 }
 
-// authenticate checks the signature, timestamp and nonce of a request.
-func (g *Gateway) authenticate(r *lb.Request, s *snapshot, body []byte) (*consumerRT, *refusal) {
+// authenticate checks the signature, timestamp and nonce of a request. It
+// builds the string to sign as Canonical.String does, in a reused buffer.
+func (g *Gateway) authenticate(r *lb.Request, s *snapshot, method, path string, body []byte) (*consumerRT, *refusal) {
 	auth, err := ParseAuthorization(r.Header("Authorization"))
 	if err != nil {
 		return nil, &refusal{code: CodeSignatureInvalid, msg: err.Error()}
@@ -549,23 +609,31 @@ func (g *Gateway) authenticate(r *lb.Request, s *snapshot, body []byte) (*consum
 	if d := now.Sub(time.Unix(auth.Timestamp, 0)); d > s.skew || d < -s.skew {
 		return nil, &refusal{code: CodeTimestampExpired, msg: fmt.Sprintf("timestamp %d is %s from the gateway's clock, more than %s", auth.Timestamp, d.Round(time.Second), s.skew)}
 	}
-	can := Canonical{
-		Method: r.Method(), Path: r.Path(), RawQuery: r.RawQuery(),
-		Timestamp: auth.Timestamp, Nonce: auth.Nonce, BodySHA256: BodySHA256(body),
-		SignedHeaders: auth.SignedHeaders,
-	}
+	var valuesArr [4]string
+	values := valuesArr[:0]
 	for _, h := range auth.SignedHeaders {
 		vs := r.Values(h)
 		if len(vs) == 0 {
 			return nil, &refusal{code: CodeSignatureInvalid, msg: fmt.Sprintf("signed header %q is missing", h)}
 		}
-		can.HeaderValues = append(can.HeaderValues, strings.Join(vs, ","))
+		if len(vs) == 1 {
+			values = append(values, vs[0])
+		} else {
+			values = append(values, strings.Join(vs, ","))
+		}
 	}
-	sts, err := can.String()
+	sc := getScratch()
+	defer putScratch(sc)
+	b, err := appendCanonicalHead(sc.buf[:0], method, path, r.RawQuery(), auth.Timestamp, auth.Nonce)
 	if err != nil {
 		return nil, &refusal{code: CodeSignatureInvalid, msg: err.Error()}
 	}
-	if !verify(c.secrets, sts, auth.Signature) {
+	digest := sha256.Sum256(body)
+	b = hex.AppendEncode(b, digest[:])
+	b = append(b, '\n')
+	b = appendCanonicalHeaders(b, auth.SignedHeaders, values)
+	sc.buf = b
+	if !c.verify(sc, b, auth.Signature) {
 		return nil, &refusal{code: CodeSignatureInvalid, msg: "signature does not match"}
 	}
 	fresh, err := g.nonces.Remember(context.Background(), auth.AppKey+":"+auth.Nonce, 2*s.skew)
@@ -579,18 +647,56 @@ func (g *Gateway) authenticate(r *lb.Request, s *snapshot, body []byte) (*consum
 	return c, nil
 }
 
-// verify says whether one of secrets signs sts as sig (lower-case hex).
-func verify(secrets [][]byte, sts, sig string) bool {
-	want, err := hex.DecodeString(sig)
-	if err != nil {
+// scratch is a reused buffer for the string to sign and a MAC.
+type scratch struct {
+	buf []byte
+	mac []byte
+}
+
+var scratches = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 512), mac: make([]byte, 0, sha256.Size)} }}
+
+func getScratch() *scratch { return scratches.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	if cap(sc.buf) > 64<<10 {
+		sc.buf = make([]byte, 0, 512)
+	}
+	scratches.Put(sc)
+}
+
+// verify says whether one of c's secrets signs sts as sig (lower-case hex).
+func (c *consumerRT) verify(sc *scratch, sts []byte, sig string) bool {
+	var want [sha256.Size]byte
+	if len(sig) != 2*len(want) {
 		return false
 	}
-	for _, sec := range secrets {
-		if hmac.Equal(macOf(sec, sts), want) {
+	for i := range want {
+		hi, ok1 := fromHex(sig[2*i])
+		lo, ok2 := fromHex(sig[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		want[i] = hi<<4 | lo
+	}
+	for _, m := range c.secrets {
+		sc.mac = m.sum(sc.mac[:0], sts)
+		if hmac.Equal(sc.mac, want[:]) {
 			return true
 		}
 	}
 	return false
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // limit takes one request from every rate limit that applies.
@@ -686,16 +792,22 @@ func (g *Gateway) finish(r *lb.Request, rs *reqState, o lb.Outcome) {
 // record counts a finished request in statistics and metrics; code is
 // empty for a success.
 func (g *Gateway) record(rs *reqState, code string, ok bool) {
-	lat := time.Since(rs.start)
+	end := time.Now()
+	lat := end.Sub(rs.start)
+	if !g.realNow {
+		end = g.now()
+	}
 	api, consumer := "", ""
+	var am *apiMetrics
 	if rs.api != nil {
 		api = rs.api.Name
+		am = rs.api.metrics
 	}
 	if rs.consumer != nil {
 		consumer = rs.consumer.ID
 	}
-	g.stats.record(g.now(), api, consumer, code, ok, lat)
-	g.metrics.observe(api, code, lat)
+	g.stats.record(end, api, consumer, code, ok, lat)
+	g.metrics.observe(am, api, code, lat)
 }
 
 // requestID is the client's X-Request-Id when it is sane, else a new one.
@@ -703,7 +815,11 @@ func (g *Gateway) requestID(r *lb.Request) string {
 	if id := r.Header("X-Request-Id"); id != "" && len(id) <= 64 && isIdent(id, ".:") {
 		return id
 	}
-	return g.idPrefix + "-" + strconv.FormatUint(g.ids.Add(1), 36)
+	var buf [64]byte
+	b := append(buf[:0], g.idPrefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, g.ids.Add(1), 36)
+	return string(b)
 }
 
 var _ lb.Hook = (*Gateway)(nil)

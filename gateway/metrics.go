@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,15 +72,52 @@ func (c circuitCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.circuit.Collect(ch)
 }
 
-func (m *metrics) observe(api, code string, lat time.Duration) {
+// apiMetrics caches the series of one API of one config version: the
+// success counter and the duration histogram, looked up on first use.
+type apiMetrics struct {
+	ok       atomic.Pointer[prometheus.Counter]
+	duration atomic.Pointer[prometheus.Observer]
+	retired  atomic.Bool // the API's series were deleted: look them up each time
+}
+
+// forAPI returns the series cache of an API; nil without metrics.
+func (m *metrics) forAPI() *apiMetrics {
+	if m == nil {
+		return nil
+	}
+	return &apiMetrics{}
+}
+
+// observe counts a finished request of the API called api, whose series
+// am caches when not nil.
+func (m *metrics) observe(am *apiMetrics, api, code string, lat time.Duration) {
 	if m == nil {
 		return
 	}
-	if code == "" {
-		code = "ok"
+	if am == nil || am.retired.Load() {
+		if code == "" {
+			code = "ok"
+		}
+		m.requests.WithLabelValues(api, code).Inc()
+		m.duration.WithLabelValues(api).Observe(lat.Seconds())
+		return
 	}
-	m.requests.WithLabelValues(api, code).Inc()
-	m.duration.WithLabelValues(api).Observe(lat.Seconds())
+	if code != "" {
+		m.requests.WithLabelValues(api, code).Inc()
+	} else if c := am.ok.Load(); c != nil {
+		(*c).Inc()
+	} else {
+		c := m.requests.WithLabelValues(api, "ok")
+		am.ok.Store(&c)
+		c.Inc()
+	}
+	d := am.duration.Load()
+	if d == nil {
+		o := m.duration.WithLabelValues(api)
+		d = &o
+		am.duration.Store(d)
+	}
+	(*d).Observe(lat.Seconds())
 }
 
 func (m *metrics) applied(ok bool) {
@@ -98,8 +136,11 @@ func (m *metrics) retire(old, cur *snapshot) {
 	if m == nil || old == nil {
 		return
 	}
-	for name := range old.apis {
+	for name, a := range old.apis {
 		if _, ok := cur.apis[name]; !ok {
+			if a.metrics != nil {
+				a.metrics.retired.Store(true)
+			}
 			l := prometheus.Labels{"api": name}
 			m.requests.DeletePartialMatch(l)
 			m.duration.DeletePartialMatch(l)

@@ -10,10 +10,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // Algorithm is the scheme name that starts the Authorization header and the
@@ -109,10 +112,7 @@ func ParseAuthorization(v string) (Authorization, error) {
 			}
 		case "Signature":
 			i = 4
-			if len(val) != 64 || strings.ToLower(val) != val {
-				return bad("Signature must be 64 lower-case hex digits")
-			}
-			if _, err := hex.DecodeString(val); err != nil {
+			if len(val) != 64 || !isLowerHex(val) {
 				return bad("Signature must be 64 lower-case hex digits")
 			}
 			a.Signature = val
@@ -130,6 +130,16 @@ func ParseAuthorization(v string) (Authorization, error) {
 		}
 	}
 	return a, nil
+}
+
+// isLowerHex says whether s is made of 0-9 and a-f only.
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string) string {
@@ -195,40 +205,76 @@ type Canonical struct {
 // A header value is trimmed of surrounding spaces and tabs. An invalid
 // percent escape in the query is an error wrapping ErrBadQuery.
 func (c *Canonical) String() (string, error) {
-	q, err := CanonicalQuery(c.RawQuery)
+	b, err := appendCanonicalHead(make([]byte, 0, 256+len(c.Path)+len(c.RawQuery)), c.Method, c.Path, c.RawQuery, c.Timestamp, c.Nonce)
 	if err != nil {
 		return "", err
 	}
-	path := c.Path
+	b = append(b, c.BodySHA256...)
+	b = append(b, '\n')
+	b = appendCanonicalHeaders(b, c.SignedHeaders, c.HeaderValues)
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil // b is not used again
+}
+
+// appendCanonicalHead appends the string to sign up to and including the
+// newline before the body digest.
+func appendCanonicalHead(b []byte, method, path, rawQuery string, timestamp int64, nonce string) ([]byte, error) {
 	if path == "" {
 		path = "/"
 	}
-	var b strings.Builder
-	b.Grow(128 + len(path) + len(q))
-	b.WriteString(Algorithm)
-	b.WriteByte('\n')
-	b.WriteString(strings.ToUpper(c.Method))
-	b.WriteByte('\n')
-	b.WriteString(path)
-	b.WriteByte('\n')
-	b.WriteString(q)
-	b.WriteByte('\n')
-	b.WriteString(strconv.FormatInt(c.Timestamp, 10))
-	b.WriteByte('\n')
-	b.WriteString(c.Nonce)
-	b.WriteByte('\n')
-	b.WriteString(c.BodySHA256)
-	b.WriteByte('\n')
-	b.WriteString(strings.Join(c.SignedHeaders, ";"))
-	for i, h := range c.SignedHeaders {
-		b.WriteByte('\n')
-		b.WriteString(h)
-		b.WriteByte(':')
-		if i < len(c.HeaderValues) {
-			b.WriteString(strings.Trim(c.HeaderValues[i], " \t"))
+	b = append(b, Algorithm...)
+	b = append(b, '\n')
+	b = appendUpper(b, method)
+	b = append(b, '\n')
+	b = append(b, path...)
+	b = append(b, '\n')
+	b, err := appendCanonicalQuery(b, rawQuery)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, timestamp, 10)
+	b = append(b, '\n')
+	b = append(b, nonce...)
+	b = append(b, '\n')
+	return b, nil
+}
+
+// appendCanonicalHeaders appends the string to sign after the body digest
+// and its newline: the signed header names and one line per header, whose
+// value is values[i] (none when values is short) trimmed of spaces and tabs.
+func appendCanonicalHeaders(b []byte, names, values []string) []byte {
+	for i, h := range names {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		b = append(b, h...)
+	}
+	for i, h := range names {
+		b = append(b, '\n')
+		b = append(b, h...)
+		b = append(b, ':')
+		if i < len(values) {
+			b = append(b, strings.Trim(values[i], " \t")...)
 		}
 	}
-	return b.String(), nil
+	return b
+}
+
+// appendUpper appends strings.ToUpper(s), without allocating for ASCII.
+func appendUpper(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return append(b, strings.ToUpper(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // CanonicalQuery canonicalises a raw query as Canonical.String describes.
@@ -236,39 +282,60 @@ func CanonicalQuery(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	type pair struct{ k, v string }
-	var pairs []pair
-	for part := range strings.SplitSeq(raw, "&") {
+	b, err := appendCanonicalQuery(make([]byte, 0, len(raw)+8), raw)
+	if err != nil {
+		return "", err
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil // b is not used again
+}
+
+type queryPair struct{ k, v string }
+
+// appendCanonicalQuery appends the canonical form of raw to b. It does not
+// allocate for a query of up to 16 parameters that need no re-encoding.
+func appendCanonicalQuery(b []byte, raw string) ([]byte, error) {
+	if raw == "" {
+		return b, nil
+	}
+	var arr [16]queryPair
+	pairs := arr[:0]
+	for rest := raw; rest != ""; {
+		part := rest
+		if i := strings.IndexByte(rest, '&'); i >= 0 {
+			part, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
 		if part == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(part, "=")
 		dk, err := url.QueryUnescape(k)
 		if err != nil {
-			return "", fmt.Errorf("%w: %q: %v", ErrBadQuery, truncate(part), err)
+			return nil, fmt.Errorf("%w: %q: %v", ErrBadQuery, truncate(part), err)
 		}
 		dv, err := url.QueryUnescape(v)
 		if err != nil {
-			return "", fmt.Errorf("%w: %q: %v", ErrBadQuery, truncate(part), err)
+			return nil, fmt.Errorf("%w: %q: %v", ErrBadQuery, truncate(part), err)
 		}
-		pairs = append(pairs, pair{escape(dk), escape(dv)})
+		pairs = append(pairs, queryPair{escape(dk), escape(dv)})
 	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].k != pairs[j].k {
-			return pairs[i].k < pairs[j].k
+	// Pairs that compare equal are equal: the order is that of sort.Slice.
+	slices.SortFunc(pairs, func(a, b queryPair) int {
+		if c := strings.Compare(a.k, b.k); c != 0 {
+			return c
 		}
-		return pairs[i].v < pairs[j].v
+		return strings.Compare(a.v, b.v)
 	})
-	var b strings.Builder
 	for i, p := range pairs {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(p.k)
-		b.WriteByte('=')
-		b.WriteString(p.v)
+		b = append(b, p.k...)
+		b = append(b, '=')
+		b = append(b, p.v...)
 	}
-	return b.String(), nil
+	return b, nil
 }
 
 // escape percent-encodes everything but RFC 3986's unreserved characters.

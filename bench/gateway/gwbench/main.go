@@ -7,7 +7,8 @@
 // signed consumer, a grant, global and per-consumer IP lists, rate limits
 // with a high ceiling at global, consumer and consumer × API scope, the
 // API's circuit breaker, statistics and Prometheus metrics. It prints
-// "ready" and runs until SIGINT or SIGTERM.
+// "ready" and runs until SIGINT or SIGTERM; -cpuprofile FILE writes a CPU
+// profile of the whole run (go tool pprof FILE).
 //
 //	gwbench sign -n 400000 -host 127.0.0.1:28110 -out auths.txt
 //
@@ -26,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,7 +65,21 @@ func serve(args []string) {
 	port := fs.Int("port", 28110, "port to listen on (127.0.0.1)")
 	backend := fs.String("backend", "127.0.0.1:28101", "backend host:port")
 	procs := fs.Int("procs", 0, "GOMAXPROCS (0: all cores)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
 	}
