@@ -402,12 +402,23 @@ func (i *instance) status() deploy.InstanceStatus {
 	}
 }
 
+// startRetryingBusy starts cmd, retrying for a moment while exec says "text file busy": the
+// executable was just written, and a child forked meanwhile by another goroutine may still
+// hold its write descriptor until that child execs (golang.org/issue/22315).
+// A Cmd cannot be started twice, so newCmd makes each attempt's.
+func startRetryingBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		cmd := newCmd()
+		err := cmd.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {
+			return cmd, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+}
+
 // start starts the process once.
 func (i *instance) start() error {
-	cmd := exec.Command(i.proc.Argv[0], i.proc.Argv[1:]...)
-	cmd.Dir = i.dir
-	cmd.Env = append(baseEnv(), i.proc.Env...)
-	cmd.SysProcAttr = sysProcAttr()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -418,9 +429,14 @@ func (i *instance) start() error {
 		outW.Close()
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.Stdin = nil
-	err = cmd.Start()
+	cmd, err := startRetryingBusy(func() *exec.Cmd {
+		cmd := exec.Command(i.proc.Argv[0], i.proc.Argv[1:]...)
+		cmd.Dir = i.dir
+		cmd.Env = append(baseEnv(), i.proc.Env...)
+		cmd.SysProcAttr = sysProcAttr()
+		cmd.Stdout, cmd.Stderr = outW, errW
+		return cmd
+	})
 	outW.Close()
 	errW.Close()
 	if err != nil {
