@@ -336,8 +336,9 @@ func (d *driver) Pair(ctx context.Context, dir dr.Direction) error {
 	return d.waitSynced(ctx, dir)
 }
 
-// waitSynced waits until the replica's link is up, its full sync done, and
-// its offset at the primary's as of then.
+// waitSynced waits until the replica's link is up, its full sync done, its
+// offset at the primary's as of then, and the primary counts it as a good
+// replica where it needs one to take writes.
 func (d *driver) waitSynced(ctx context.Context, dir dr.Direction) error {
 	ps, rs := dir.Primary(), dir.Replica()
 	primary := d.cfg.Instance(ps)
@@ -356,7 +357,16 @@ func (d *driver) waitSynced(ctx context.Context, dir dr.Direction) error {
 			target = atoi(pm["master_repl_offset"])
 		}
 		if linked && atoi(m["slave_repl_offset"]) >= target {
-			return nil
+			// A primary that requires replicas to write (min-replicas-to-write) counts its
+			// good replicas once a second: until it counts this one it refuses writes, so
+			// "in sync" waits for that too.
+			pm, err := info(ctx, d.clients[ps], "replication")
+			if err != nil {
+				return d.fail(ps, "read the replicas of", err)
+			}
+			if good, counted := pm["min_slaves_good_slaves"]; !counted || atoi(good) >= 1 {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
