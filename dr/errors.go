@@ -2,8 +2,8 @@ package dr
 
 import (
 	"errors"
-	"sort"
-	"strings"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // Sentinel errors. Errors returned by the package and its drivers wrap one of
@@ -61,37 +61,12 @@ type ValidationError struct {
 	Fields map[string]string `json:"fields"`
 }
 
-func (e *ValidationError) Error() string {
-	paths := make([]string, 0, len(e.Fields))
-	for p := range e.Fields {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	var b strings.Builder
-	b.WriteString(ErrInvalid.Error())
-	for i, p := range paths {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(p + ": " + e.Fields[p])
-	}
-	return b.String()
-}
+func (e *ValidationError) Error() string { return validate.Describe(ErrInvalid.Error(), e.Fields) }
 
 func (e *ValidationError) Unwrap() error { return ErrInvalid }
 
 // add records msg for path, after any message already there.
-func (e *ValidationError) add(path, msg string) {
-	if e.Fields == nil {
-		e.Fields = make(map[string]string)
-	}
-	if prev, ok := e.Fields[path]; ok {
-		msg = prev + "; " + msg
-	}
-	e.Fields[path] = msg
-}
+func (e *ValidationError) add(path, msg string) { validate.Add(&e.Fields, path, msg) }
 
 // err returns e, or nil when it holds no field error.
 func (e *ValidationError) err() error {

@@ -6,8 +6,10 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -119,4 +121,31 @@ func Message(fe validator.FieldError) string {
 	default:
 		return fmt.Sprintf("failed the %q rule, got %q", fe.Tag(), got)
 	}
+}
+
+// Describe renders field errors as "prefix: path: message; path: message", paths in order,
+// for a validation error's Error method.
+func Describe(prefix string, fields map[string]string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for i, p := range slices.Sorted(maps.Keys(fields)) {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(p + ": " + fields[p])
+	}
+	return b.String()
+}
+
+// Add records msg for path in *fields, after any message already there.
+func Add(fields *map[string]string, path, msg string) {
+	if *fields == nil {
+		*fields = make(map[string]string)
+	}
+	if prev, ok := (*fields)[path]; ok {
+		msg = prev + "; " + msg
+	}
+	(*fields)[path] = msg
 }

@@ -40,3 +40,11 @@ func TestNotAStruct(t *testing.T) {
 	_, err := Fields(New("json"), 5)
 	require.Error(t, err)
 }
+
+func TestDescribeAndAdd(t *testing.T) {
+	var fields map[string]string
+	Add(&fields, "b.addr", "is required")
+	Add(&fields, "a", "too long")
+	Add(&fields, "b.addr", "must differ")
+	require.Equal(t, "dr: invalid: a: too long; b.addr: is required; must differ", Describe("dr: invalid", fields))
+}
