@@ -164,6 +164,16 @@ func (m *Manager) hold(project, app, what string) error {
 	return nil
 }
 
+// Busy says what holds the app (a deployment, or an action on one of its
+// instances, such as a restart's resumption), "" when nothing does: while
+// it is busy, Deploy, Rollback, Scale and instance actions fail with
+// ErrBusy.
+func (m *Manager) Busy(project, app string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.busy[appKey(project, app)]
+}
+
 func (m *Manager) release(project, app string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

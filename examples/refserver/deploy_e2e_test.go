@@ -234,6 +234,44 @@ func openCenter(t *testing.T, ctx context.Context, dir, admin string, maxArtifac
 	return c, done
 }
 
+// outpatient is the seed's outpatient app set up through the API, not yet pushed: three local
+// nodes n1–n3 on the seed's three app servers' addresses, registered by the admin for the team,
+// and a balancer in front of them whose server group the app's rolling upgrades drain.
+type outpatient struct {
+	app, balancer, lbURL string
+	spec                 map[string]any
+}
+
+func newOutpatient(t *testing.T, root, api rest, team, project string) outpatient {
+	hosts := []string{"127.0.0.21", "127.0.0.22", "127.0.0.23"}
+	port := freeTCPOn(t, hosts...)
+	var servers []any
+	for i, h := range hosts {
+		var n struct{ ID string }
+		root.ok(201, "POST", "/api/v1/deploy/nodes", map[string]any{"team_id": team, "spec": map[string]any{"name": fmt.Sprintf("n%d", i+1), "driver": "local", "host": h}}, &n)
+		root.ok(200, "POST", "/api/v1/deploy/nodes/"+n.ID+"/push", nil, nil)
+		servers = append(servers, map[string]any{"name": fmt.Sprintf("s%d", i+1), "address": h, "port": port, "weight": 1})
+	}
+	lbPort := freeTCP(t, "127.0.0.1")
+	var lbRes struct{ ID string }
+	api.ok(201, "POST", "/api/v1/balancers", map[string]any{"spec": map[string]any{
+		"name": "outpatient", "address": "127.0.0.1",
+		"listeners": []any{map[string]any{"name": "biz", "port": lbPort, "protocol": "http", "default_group": "outpatient"}},
+		"groups": []any{map[string]any{"name": "outpatient", "servers": servers,
+			"health_check": map[string]any{"type": "http", "path": "/healthz", "interval": "100ms", "timeout": "80ms", "rise": 2, "fall": 2}}},
+	}}, &lbRes)
+	api.ok(200, "POST", "/api/v1/balancers/"+lbRes.ID+"/push", nil, nil)
+	spec := map[string]any{"name": "outpatient", "label": "门诊结算", "kind": "executable",
+		"args":       []string{"demo-app", "-version", "{{.Version}}", "-listen", "{{.Host}}:{{.Port}}"},
+		"ports":      []any{map[string]any{"name": "http", "port": port}},
+		"health":     map[string]any{"type": "http", "path": "/healthz", "interval": "100ms", "start_timeout": "20s"},
+		"stop_grace": "5s", "balancer": lbRes.ID, "group": "outpatient"}
+	var app struct{ ID string }
+	api.ok(201, "POST", "/api/v1/deploy/apps", map[string]any{"project_id": project, "spec": spec}, &app)
+	return outpatient{app: app.ID, balancer: lbRes.ID, spec: spec,
+		lbURL: fmt.Sprintf("http://127.0.0.1:%d/pms/biz/outpatient/bizc2201", lbPort)}
+}
+
 // The seed's distributed service, end to end through the reference server's API: three local
 // nodes, the outpatient app in a team's project behind a balancer, v1 and v2 uploaded
 // (streamed, checksum verified; a wrong checksum, a missing one and an oversized upload refused
@@ -268,36 +306,13 @@ func TestDeployOutpatientApp(t *testing.T) {
 	yb, other := newTenant("医保开发团队"), newTenant("other-team")
 	api := yb.api
 
-	// Three local nodes, on the seed's three app servers' addresses. A node runs code on a
-	// host the server reaches, so the admin registers it for the team; the team cannot.
-	hosts := []string{"127.0.0.21", "127.0.0.22", "127.0.0.23"}
-	port := freeTCPOn(t, hosts...)
-	api.ok(403, "POST", "/api/v1/deploy/nodes", map[string]any{"spec": map[string]any{"name": "mine", "driver": "local", "host": hosts[0]}}, nil)
-	var servers []any
-	for i, h := range hosts {
-		var n struct{ ID string }
-		root.ok(201, "POST", "/api/v1/deploy/nodes", map[string]any{"team_id": yb.team, "spec": map[string]any{"name": fmt.Sprintf("n%d", i+1), "driver": "local", "host": h}}, &n)
-		root.ok(200, "POST", "/api/v1/deploy/nodes/"+n.ID+"/push", nil, nil)
-		servers = append(servers, map[string]any{"name": fmt.Sprintf("s%d", i+1), "address": h, "port": port, "weight": 1})
-	}
-	lbPort := freeTCP(t, "127.0.0.1")
-	var lbRes struct{ ID string }
-	api.ok(201, "POST", "/api/v1/balancers", map[string]any{"spec": map[string]any{
-		"name": "outpatient", "address": "127.0.0.1",
-		"listeners": []any{map[string]any{"name": "biz", "port": lbPort, "protocol": "http", "default_group": "outpatient"}},
-		"groups": []any{map[string]any{"name": "outpatient", "servers": servers,
-			"health_check": map[string]any{"type": "http", "path": "/healthz", "interval": "100ms", "timeout": "80ms", "rise": 2, "fall": 2}}},
-	}}, &lbRes)
-	api.ok(200, "POST", "/api/v1/balancers/"+lbRes.ID+"/push", nil, nil)
-	lbURL := fmt.Sprintf("http://127.0.0.1:%d/pms/biz/outpatient/bizc2201", lbPort)
-
-	appSpec := map[string]any{"name": "outpatient", "label": "门诊结算", "kind": "executable",
-		"args":       []string{"demo-app", "-version", "{{.Version}}", "-listen", "{{.Host}}:{{.Port}}"},
-		"ports":      []any{map[string]any{"name": "http", "port": port}},
-		"health":     map[string]any{"type": "http", "path": "/healthz", "interval": "100ms", "start_timeout": "20s"},
-		"stop_grace": "5s", "balancer": lbRes.ID, "group": "outpatient"}
-	var app struct{ ID string }
-	api.ok(201, "POST", "/api/v1/deploy/apps", map[string]any{"project_id": yb.project, "spec": appSpec}, &app)
+	// A node runs code on a host the server reaches, so the admin registers it for the team;
+	// the team cannot.
+	api.ok(403, "POST", "/api/v1/deploy/nodes", map[string]any{"spec": map[string]any{"name": "mine", "driver": "local", "host": "127.0.0.21"}}, nil)
+	op := newOutpatient(t, root, api, yb.team, yb.project)
+	lbURL, appSpec := op.lbURL, op.spec
+	lbRes := struct{ ID string }{op.balancer}
+	app := struct{ ID string }{op.app}
 	api.ok(409, "PUT", "/api/v1/deploy/apps/"+app.ID+"/versions/v1", nil, nil) // not pushed yet
 	api.ok(200, "POST", "/api/v1/deploy/apps/"+app.ID+"/push", nil, nil)
 	base := "/api/v1/deploy/apps/" + app.ID

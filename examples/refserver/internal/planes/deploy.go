@@ -366,6 +366,9 @@ type appStatus struct {
 	Versions  []deploy.Version   `json:"versions"`
 	Instances []instanceStatus   `json:"instances"`
 	Running   *deploy.Deployment `json:"running,omitempty"`
+	// Busy says what holds the app, such as the start of an instance after a restart;
+	// deployments and instance actions are refused (409) until it ends.
+	Busy string `json:"busy,omitempty"`
 }
 
 // instanceStatus is an instance as stored, with what its node reports.
@@ -388,7 +391,7 @@ func (p *Deploy) appStatus(ctx context.Context, project, name string) (appStatus
 	if err != nil {
 		return appStatus{}, deployError(err)
 	}
-	out := appStatus{App: app, Current: app.Current(), Previous: app.Previous(), Versions: []deploy.Version{}}
+	out := appStatus{App: app, Current: app.Current(), Previous: app.Previous(), Versions: []deploy.Version{}, Busy: p.m.Busy(project, name)}
 	if out.Versions, err = p.m.Versions(ctx, project, name); err != nil {
 		return appStatus{}, err
 	}
