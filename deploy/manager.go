@@ -644,13 +644,19 @@ func (m *Manager) Events(ctx context.Context, after int64, limit int) ([]Event, 
 	return m.opts.Store.Events(ctx, after, limit)
 }
 
+// EventsChanged returns a channel closed at the next release event, for a
+// reader that waits on several things at once; WaitEvents waits on it.
+func (m *Manager) EventsChanged() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.events
+}
+
 // WaitEvents is Events, but when no event follows the cursor it waits for
 // one, until ctx ends.
 func (m *Manager) WaitEvents(ctx context.Context, after int64, limit int) ([]Event, error) {
 	for {
-		m.mu.Lock()
-		ch := m.events
-		m.mu.Unlock()
+		ch := m.EventsChanged()
 		evs, err := m.opts.Store.Events(ctx, after, limit)
 		if err != nil || len(evs) > 0 {
 			return evs, err

@@ -223,10 +223,14 @@ func versionsNow(t *testing.T, url string) map[string]bool {
 	return out
 }
 
-func openCenter(t *testing.T, ctx context.Context, dir, admin string, maxArtifact int64) (*center.Center, chan error) {
+// openCenter starts a center on dir; each of with changes its configuration first.
+func openCenter(t *testing.T, ctx context.Context, dir, admin string, maxArtifact int64, with ...func(*config.Config)) (*center.Center, chan error) {
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "warn"
 	cfg.MaxArtifactBytes = maxArtifact
+	for _, f := range with {
+		f(&cfg)
+	}
 	c, err := center.Open(ctx, cfg, center.Options{AdminToken: admin})
 	require.NoError(t, err)
 	done := make(chan error, 1)

@@ -341,22 +341,26 @@ func (cr *capabilityRoutes) remove(w http.ResponseWriter, r *http.Request) error
 		if err != nil {
 			return err
 		}
-		if err := tx.DeleteResource(r.Context(), cr.c.Kind, res.ID); err != nil {
-			return err
-		}
-		// Removed from the data plane inside the transaction: if that fails, the resource
-		// stays, and the operator can retry.
-		if cr.c.Plane != nil && res.PushedRevision > 0 {
-			if err := cr.c.Plane.Remove(r.Context(), res); err != nil {
-				return fmt.Errorf("api: remove %s %s from the data plane: %w", cr.c.Kind, res.ID, err)
-			}
-		}
-		return nil
+		return cr.removeInTx(r.Context(), tx, res)
 	})
 	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// removeInTx deletes res and removes it from the data plane inside the transaction: if that
+// fails, the resource stays, and the operator can retry.
+func (cr *capabilityRoutes) removeInTx(ctx context.Context, tx store.Tx, res store.Resource) error {
+	if err := tx.DeleteResource(ctx, cr.c.Kind, res.ID); err != nil {
+		return err
+	}
+	if cr.c.Plane != nil && res.PushedRevision > 0 {
+		if err := cr.c.Plane.Remove(ctx, res); err != nil {
+			return fmt.Errorf("api: remove %s %s from the data plane: %w", cr.c.Kind, res.ID, err)
+		}
+	}
 	return nil
 }
 
@@ -384,22 +388,117 @@ func (cr *capabilityRoutes) push(w http.ResponseWriter, r *http.Request) error {
 	if in.Revision != 0 && in.Revision != res.Revision {
 		return newError(http.StatusConflict, codeConflict, "revision %d was asked for but %d is current", in.Revision, res.Revision)
 	}
-	if err := cr.c.Plane.Push(r.Context(), res); err != nil {
-		return asFieldError(err)
-	}
-	var out store.Resource
-	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
-		if err := tx.MarkPushed(r.Context(), cr.c.Kind, res.ID, res.Revision); err != nil {
-			return err
-		}
-		out, err = tx.Resource(r.Context(), cr.c.Kind, res.ID)
-		return err
-	})
+	out, err := cr.pushLocked(r.Context(), cr.s.actor(r), res)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, cr.redact(out))
 	return nil
+}
+
+// pushLocked pushes res to the data plane and marks its revision pushed; cr.mu is held.
+func (cr *capabilityRoutes) pushLocked(ctx context.Context, actor store.Actor, res store.Resource) (store.Resource, error) {
+	if err := cr.c.Plane.Push(ctx, res); err != nil {
+		return store.Resource{}, asFieldError(err)
+	}
+	var out store.Resource
+	err := cr.s.store.Change(ctx, actor, func(tx store.Tx) error {
+		if err := tx.MarkPushed(ctx, cr.c.Kind, res.ID, res.Revision); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.Resource(ctx, cr.c.Kind, res.ID)
+		return err
+	})
+	return out, err
+}
+
+// Publish saves spec as the resource of kind that it names in a project — a new resource
+// in the project's team when the project has none of that name — and pushes it, as a save
+// and a push through the API would: checked by the capability's rules, serialized with its
+// API changes, audited as actor's. It is how a server applies a change it receives from
+// elsewhere, such as the other center's app configuration.
+func (s *Server) Publish(ctx context.Context, actor store.Actor, kind, projectID string, spec json.RawMessage) (store.Resource, error) {
+	cr, err := s.capability(kind)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	name, err := cr.check(spec)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	var saved store.Resource
+	err = s.store.Change(ctx, actor, func(tx store.Tx) error {
+		res, found, err := byName(ctx, tx, kind, projectID, name)
+		if err != nil {
+			return err
+		}
+		if !found {
+			p, err := tx.Project(ctx, projectID)
+			if err != nil {
+				return err
+			}
+			res = store.Resource{Kind: kind, ID: NewID(cr.c.IDPrefix), TeamID: p.TeamID, ProjectID: projectID, Name: name}
+		}
+		res.Spec = spec
+		saved, err = tx.PutResource(ctx, res)
+		return err
+	})
+	if err != nil || cr.c.Plane == nil {
+		return saved, err
+	}
+	return cr.pushLocked(ctx, actor, saved)
+}
+
+// Withdraw deletes the resource of kind named name in a project, as a DELETE through the
+// API would; there being none is not an error.
+func (s *Server) Withdraw(ctx context.Context, actor store.Actor, kind, projectID, name string) error {
+	cr, err := s.capability(kind)
+	if err != nil {
+		return err
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return s.store.Change(ctx, actor, func(tx store.Tx) error {
+		res, found, err := byName(ctx, tx, kind, projectID, name)
+		if err != nil || !found {
+			return err
+		}
+		return cr.removeInTx(ctx, tx, res)
+	})
+}
+
+// Find returns the resource of kind named name in a project.
+func (s *Server) Find(ctx context.Context, kind, projectID, name string) (res store.Resource, found bool, err error) {
+	err = s.store.View(ctx, func(tx store.Reader) error {
+		res, found, err = byName(ctx, tx, kind, projectID, name)
+		return err
+	})
+	return res, found, err
+}
+
+func byName(ctx context.Context, tx store.Reader, kind, projectID, name string) (store.Resource, bool, error) {
+	all, err := tx.Resources(ctx, kind, "", projectID)
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	for _, r := range all {
+		if r.Name == name {
+			return r, true, nil
+		}
+	}
+	return store.Resource{}, false, nil
+}
+
+func (s *Server) capability(kind string) (*capabilityRoutes, error) {
+	for _, cr := range s.capabilities {
+		if cr.c.Kind == kind {
+			return cr, nil
+		}
+	}
+	return nil, fmt.Errorf("api: no capability of kind %q", kind)
 }
 
 func (cr *capabilityRoutes) status(w http.ResponseWriter, r *http.Request) error {

@@ -33,6 +33,10 @@ func (c *Call) Sees(teamID string) bool {
 	return t.Admin() || t.TeamID == teamID
 }
 
+// Stopping is closed when the server begins to shut down, so that a long poll can answer
+// at once instead of holding the shutdown.
+func (c *Call) Stopping() <-chan struct{} { return c.s.stopping }
+
 // Decode reads and validates the JSON body into v, as every endpoint does.
 func (c *Call) Decode(v any) error { return c.s.decode(c.W, c.R, v) }
 

@@ -145,8 +145,27 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
 	}
 	capabilities = append(capabilities, deployPlane.Apps(), deployPlane.Nodes())
+	settings = append(settings, deployPlane.Variables())
 	// Deploy closes before the balancers: its deployments may still drain servers.
 	closers = append([]closer{deployPlane}, closers...)
+	syncKey := cfg.SyncKey
+	if env := os.Getenv(planes.SyncKeyEnv); env != "" {
+		syncKey = env
+	}
+	key, err := planes.ParseSyncKey(syncKey)
+	var appSync *planes.AppSync
+	if err == nil {
+		appSync, err = planes.NewAppSync(planes.AppSyncOptions{Store: st, Deploy: deployPlane, Key: key, Logger: log, Registerer: reg})
+	}
+	if err != nil {
+		closeAll(ctx, closers)
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("center %s: appsync: %w", cfg.Center.Name, err)
+	}
+	capabilities = append(capabilities, appSync.Bindings(), appSync.Tasks())
+	// Sync tasks stop first: they upload and deploy.
+	closers = append([]closer{appSync}, closers...)
 	a := api.New(api.Options{
 		Center:       api.Center{Name: cfg.Center.Name, Role: cfg.Center.Role},
 		Store:        st,
@@ -155,8 +174,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Registry:     reg,
 		Capabilities: capabilities,
 		Settings:     settings,
-		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes()),
+		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes(), appSync.Routes()),
 	})
+	appSync.Attach(a)
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
 	if err := a.RestorePlanes(ctx); err != nil {

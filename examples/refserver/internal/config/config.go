@@ -48,6 +48,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" validate:"min=0s,max=10m"`
 	// DNS runs this center's internal DNS (dnsctl). Off unless dns.listen is set.
 	DNS DNS `yaml:"dns"`
+	// SyncKey is the secret (hex, at least 32 bytes) that the two centers share to sign the
+	// change feeds of appsync: set the same key in both. SHUANGHUO_SYNC_KEY, when set,
+	// overrides it; keep it out of files others read. Default "": appsync is off.
+	SyncKey string `yaml:"sync_key" validate:"omitempty,hexadecimal,min=64,max=512"`
 	// Zones names the zones (可用区) of each center, e.g. {a: [zone-1, zone-2], b: [zone-3]}: a
 	// DR plan's switch-traffic step makes the balancers' servers in the target center's zones
 	// working and the other center's standby. Default none: such plans are refused.

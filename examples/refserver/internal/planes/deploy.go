@@ -58,6 +58,8 @@ type Deploy struct {
 	max int64
 	log *slog.Logger
 
+	vars centerVars
+
 	mu    sync.Mutex
 	apps  map[string]deployApp  // deploy project/app → the resource that defines it
 	nodes map[string]deployNode // node name → the resource that defines it
@@ -296,7 +298,11 @@ type appPlane struct{ p *Deploy }
 
 func (a appPlane) Push(ctx context.Context, r store.Resource) error {
 	p := a.p
-	s, err := decodeApp(r.Spec)
+	spec, err := p.vars.expand(r.Spec)
+	if err != nil {
+		return err
+	}
+	s, err := decodeApp(spec)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -95,6 +97,9 @@ CREATE TABLE settings (
 type SQLite struct {
 	db  *sql.DB
 	now func() time.Time
+
+	mu        sync.Mutex
+	committed chan struct{} // closed and replaced at each commit of a change
 }
 
 // OpenSQLite opens (creating if needed) the database in dir and applies pending migrations.
@@ -113,7 +118,7 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
-	s := &SQLite{db: db, now: func() time.Time { return time.Now().UTC() }}
+	s := &SQLite{db: db, now: func() time.Time { return time.Now().UTC() }, committed: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -171,9 +176,23 @@ func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // Change implements Store.
 func (s *SQLite) Change(ctx context.Context, actor Actor, fn func(Tx) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return fn(&sqliteTx{sqliteReader{tx}, actor, s.now()})
 	})
+	if err == nil {
+		s.mu.Lock()
+		close(s.committed)
+		s.committed = make(chan struct{})
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// Committed implements Store.
+func (s *SQLite) Committed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.committed
 }
 
 // View implements Store.
@@ -229,6 +248,14 @@ func (s *SQLite) Doc(ctx context.Context, kind, id string) (json.RawMessage, err
 	return json.RawMessage(data), nil
 }
 
+// DeleteDoc implements Store.
+func (s *SQLite) DeleteDoc(ctx context.Context, kind, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM docs WHERE kind = ? AND id = ?`, kind, id); err != nil {
+		return fmt.Errorf("store: delete %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
 // Docs implements Store.
 func (s *SQLite) Docs(ctx context.Context, kind, prefix string) ([]json.RawMessage, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT data FROM docs WHERE kind = ? AND substr(id, 1, ?) = ? ORDER BY id`, kind, len(prefix), prefix)
@@ -241,9 +268,54 @@ func (s *SQLite) Docs(ctx context.Context, kind, prefix string) ([]json.RawMessa
 	})
 }
 
+// Feed implements Store.
+func (s *SQLite) Feed(ctx context.Context, f FeedFilter) ([]AuditRecord, int64, error) {
+	if f.Kind == "" {
+		return nil, 0, errors.New("store: a feed needs a kind")
+	}
+	where := ` FROM audit WHERE kind = ?`
+	args := []any{f.Kind}
+	if len(f.Actions) > 0 {
+		where += ` AND action IN (?` + strings.Repeat(`, ?`, len(f.Actions)-1) + `)`
+		for _, a := range f.Actions {
+			args = append(args, a)
+		}
+	}
+	if f.TeamID != "" {
+		where += ` AND team_id = ?`
+		args = append(args, f.TeamID)
+	}
+	if f.ProjectID != "" {
+		where += ` AND json_extract(COALESCE(after, before), '$.project_id') = ?`
+		args = append(args, f.ProjectID)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	// One read transaction, so that the head is the head of the records read.
+	var out []AuditRecord
+	var head sql.NullInt64
+	err := s.View(ctx, func(r Reader) error {
+		tx := r.(sqliteReader).tx
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(id)`+where, args...).Scan(&head); err != nil {
+			return fmt.Errorf("store: read feed head: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, auditSelect+where+` AND id > ? ORDER BY id LIMIT ?`, append(args, f.AfterID, limit)...)
+		if err != nil {
+			return fmt.Errorf("store: read feed: %w", err)
+		}
+		out, err = scanAudit(rows)
+		return err
+	})
+	return out, head.Int64, err
+}
+
+const auditSelect = `SELECT id, at, actor_id, actor_team, action, kind, resource_id, team_id, request_id, before, after`
+
 // Audit implements Store.
 func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error) {
-	q := `SELECT id, at, actor_id, actor_team, action, kind, resource_id, team_id, request_id, before, after FROM audit WHERE 1=1`
+	q := auditSelect + ` FROM audit WHERE 1=1`
 	var args []any
 	add := func(cond string, v any) {
 		q += " AND " + cond
@@ -277,6 +349,10 @@ func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error
 	if err != nil {
 		return nil, fmt.Errorf("store: query audit: %w", err)
 	}
+	return scanAudit(rows)
+}
+
+func scanAudit(rows *sql.Rows) ([]AuditRecord, error) {
 	defer rows.Close()
 	out := []AuditRecord{}
 	for rows.Next() {

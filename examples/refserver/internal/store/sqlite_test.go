@@ -212,3 +212,79 @@ func TestDocsByPrefixInIDOrder(t *testing.T) {
 	_, err = s.Doc(ctx, "dr.run", "r1")
 	require.ErrorIs(t, err, ErrNotFound)
 }
+
+func TestDeleteDoc(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	require.NoError(t, s.PutDoc(ctx, "sync.state", "st_1", json.RawMessage(`{}`)))
+	require.NoError(t, s.DeleteDoc(ctx, "sync.state", "st_1"))
+	_, err := s.Doc(ctx, "sync.state", "st_1")
+	require.ErrorIs(t, err, ErrNotFound)
+	require.NoError(t, s.DeleteDoc(ctx, "sync.state", "st_1"), "deleting an absent doc is not an error")
+}
+
+// The audit log read as a feed: one kind and project, chosen actions, oldest first after a
+// cursor, with the head of what the filter selects; and a commit wakes a waiting reader.
+func TestAuditAsFeed(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	var teamID string
+	var projects []string
+	require.NoError(t, s.Change(ctx, Actor{TokenID: "t"}, func(tx Tx) error {
+		team, err := tx.PutTeam(ctx, Team{ID: "tm_1", Name: "yb"})
+		teamID = team.ID
+		for _, id := range []string{"pj_1", "pj_2"} {
+			if _, err := tx.PutProject(ctx, Project{ID: id, TeamID: team.ID, Name: id}); err != nil {
+				return err
+			}
+			projects = append(projects, id)
+		}
+		return err
+	}))
+	put := func(id, project, spec string, push bool) {
+		woke := s.Committed()
+		require.NoError(t, s.Change(ctx, Actor{TokenID: "t"}, func(tx Tx) error {
+			r, err := tx.PutResource(ctx, Resource{Kind: "app", ID: id, TeamID: teamID, ProjectID: project, Name: id, Spec: json.RawMessage(spec)})
+			if err != nil || !push {
+				return err
+			}
+			return tx.MarkPushed(ctx, "app", id, r.Revision)
+		}))
+		select {
+		case <-woke:
+		default:
+			t.Fatal("a commit closes the channel Committed returned before it")
+		}
+	}
+	put("a1", "pj_1", `{"v":1}`, true)
+	put("a2", "pj_2", `{"v":1}`, true)
+	put("a1", "pj_1", `{"v":2}`, false)
+	put("a1", "pj_1", `{"v":3}`, true)
+	require.NoError(t, s.Change(ctx, Actor{TokenID: "t"}, func(tx Tx) error { return tx.DeleteResource(ctx, "app", "a1") }))
+
+	recs, head, err := s.Feed(ctx, FeedFilter{Kind: "app", Actions: []string{"push", "delete"}, ProjectID: projects[0]})
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	var actions []string
+	for i, r := range recs {
+		actions = append(actions, r.Action)
+		if i > 0 {
+			require.Greater(t, r.ID, recs[i-1].ID)
+		}
+	}
+	require.Equal(t, []string{"push", "push", "delete"}, actions)
+	require.Equal(t, recs[2].ID, head)
+	require.Contains(t, string(recs[1].After), `"v":3`)
+
+	more, head2, err := s.Feed(ctx, FeedFilter{Kind: "app", Actions: []string{"push", "delete"}, ProjectID: projects[0], AfterID: recs[0].ID, Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, []int64{recs[1].ID}, []int64{more[0].ID})
+	require.Equal(t, head, head2)
+
+	none, head3, err := s.Feed(ctx, FeedFilter{Kind: "app", TeamID: "tm_other"})
+	require.NoError(t, err)
+	require.Empty(t, none)
+	require.Zero(t, head3)
+	_, _, err = s.Feed(ctx, FeedFilter{})
+	require.Error(t, err)
+}

@@ -105,6 +105,22 @@ type AuditFilter struct {
 	Limit    int
 }
 
+// FeedFilter selects audit records of resources as a change feed; zero fields do not
+// filter, except Kind, which is required.
+type FeedFilter struct {
+	Kind string
+	// Actions, such as "push" and "delete".
+	Actions []string
+	TeamID  string
+	// ProjectID selects the records of resources of one project (the project_id of the
+	// resource after the change, or before it for a delete).
+	ProjectID string
+	// AfterID is the cursor: only records with a larger ID.
+	AfterID int64
+	// Limit bounds the records returned; default 100, at most 1000.
+	Limit int
+}
+
 // Actor is who makes a change; it is written into the audit record.
 type Actor struct {
 	TokenID   string
@@ -121,6 +137,14 @@ type Store interface {
 	View(ctx context.Context, fn func(Reader) error) error
 	// Audit lists audit records.
 	Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// Feed reads the audit log as a change feed: the records f selects after a cursor,
+	// oldest first, and the ID of the last record it selects at all (0 if none). Record IDs
+	// grow with each commit, so a reader that resumes after the last ID it saw misses
+	// nothing.
+	Feed(ctx context.Context, f FeedFilter) (records []AuditRecord, head int64, err error)
+	// Committed returns a channel closed at the next commit of a change, for readers that
+	// wait for new records.
+	Committed() <-chan struct{}
 	// TokenByHash finds a token by the SHA-256 of its secret.
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
 	// TouchToken records that a token was used.
@@ -133,6 +157,8 @@ type Store interface {
 	Doc(ctx context.Context, kind, id string) (json.RawMessage, error)
 	// Docs lists a kind's docs whose id starts with prefix, in id order.
 	Docs(ctx context.Context, kind, prefix string) ([]json.RawMessage, error)
+	// DeleteDoc deletes one doc; deleting an absent doc is not an error.
+	DeleteDoc(ctx context.Context, kind, id string) error
 	// Ping checks the store answers.
 	Ping(ctx context.Context) error
 	// SchemaVersion is the last migration applied.
