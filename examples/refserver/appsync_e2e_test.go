@@ -28,6 +28,8 @@ type syncCenter struct {
 	c            *center.Center
 	root         rest
 	maxArtifacts int64
+	// with changes the configuration at each start.
+	with func(*config.Config)
 }
 
 func startSyncCenter(t *testing.T, name, key string, maxArtifacts int64) *syncCenter {
@@ -43,6 +45,9 @@ func (sc *syncCenter) start() {
 	sc.cancel = cancel
 	sc.c, sc.done = openCenter(sc.t, ctx, sc.dir, sc.admin, sc.maxArtifacts, func(cfg *config.Config) {
 		cfg.Center.Name, cfg.Listen, cfg.SyncKey = sc.name, sc.addr, sc.key
+		if sc.with != nil {
+			sc.with(cfg)
+		}
 	})
 	sc.root = rest{t: sc.t, base: sc.c.URL(), token: sc.admin}
 }

@@ -417,7 +417,10 @@ func (cr *capabilityRoutes) pushLocked(ctx context.Context, actor store.Actor, r
 // in the project's team when the project has none of that name — and pushes it, as a save
 // and a push through the API would: checked by the capability's rules, serialized with its
 // API changes, audited as actor's. It is how a server applies a change it receives from
-// elsewhere, such as the other center's app configuration.
+// elsewhere, such as the other center's app configuration. Unlike a save then a push, it is
+// one step: the data plane takes the spec first, then one transaction saves it and marks it
+// pushed, so that a failure (or a stop) in between leaves the old spec saved and running,
+// and the caller's retry finds the change not yet made.
 func (s *Server) Publish(ctx context.Context, actor store.Actor, kind, projectID string, spec json.RawMessage) (store.Resource, error) {
 	cr, err := s.capability(kind)
 	if err != nil {
@@ -429,27 +432,40 @@ func (s *Server) Publish(ctx context.Context, actor store.Actor, kind, projectID
 	}
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	var saved store.Resource
-	err = s.store.Change(ctx, actor, func(tx store.Tx) error {
-		res, found, err := byName(ctx, tx, kind, projectID, name)
-		if err != nil {
+	var res store.Resource
+	err = s.store.View(ctx, func(tx store.Reader) error {
+		var found bool
+		res, found, err = byName(ctx, tx, kind, projectID, name)
+		if err != nil || found {
 			return err
 		}
-		if !found {
-			p, err := tx.Project(ctx, projectID)
-			if err != nil {
-				return err
-			}
-			res = store.Resource{Kind: kind, ID: NewID(cr.c.IDPrefix), TeamID: p.TeamID, ProjectID: projectID, Name: name}
-		}
-		res.Spec = spec
-		saved, err = tx.PutResource(ctx, res)
+		p, err := tx.Project(ctx, projectID)
+		res = store.Resource{Kind: kind, ID: NewID(cr.c.IDPrefix), TeamID: p.TeamID, ProjectID: projectID, Name: name}
 		return err
 	})
-	if err != nil || cr.c.Plane == nil {
-		return saved, err
+	if err != nil {
+		return store.Resource{}, err
 	}
-	return cr.pushLocked(ctx, actor, saved)
+	res.Spec = spec
+	if cr.c.Plane != nil {
+		if err := cr.c.Plane.Push(ctx, res); err != nil {
+			return store.Resource{}, asFieldError(err)
+		}
+	}
+	var out store.Resource
+	err = s.store.Change(ctx, actor, func(tx store.Tx) error {
+		saved, err := tx.PutResource(ctx, res)
+		if err != nil || cr.c.Plane == nil {
+			out = saved
+			return err
+		}
+		if err := tx.MarkPushed(ctx, kind, saved.ID, saved.Revision); err != nil {
+			return err
+		}
+		out, err = tx.Resource(ctx, kind, saved.ID)
+		return err
+	})
+	return out, err
 }
 
 // Withdraw deletes the resource of kind named name in a project, as a DELETE through the

@@ -317,7 +317,24 @@ func (f *syncFeed) Artifact(ctx context.Context, project, app, version string) (
 	if err != nil {
 		return nil, "", 0, err
 	}
-	return rc, string(v.Digest), v.Size, nil
+	return stopReader{rc, f.stopping}, string(v.Digest), v.Size, nil
+}
+
+// stopReader ends an artifact's download when the server begins to shut down, instead of
+// holding the shutdown for as long as the transfer takes: the reader sees a short body,
+// keeps nothing, and fetches the artifact again.
+type stopReader struct {
+	io.ReadCloser
+	stopping <-chan struct{}
+}
+
+func (r stopReader) Read(p []byte) (int, error) {
+	select {
+	case <-r.stopping:
+		return 0, errors.New("the server is shutting down")
+	default:
+		return r.ReadCloser.Read(p)
+	}
 }
 
 // bindingSpec is a binding resource's spec (同步关系绑定), kept in the target center: Target
