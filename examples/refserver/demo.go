@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -50,6 +52,7 @@ type demoCenter struct {
 	teamID               string
 	gateway              demoGateway
 	deploy               demoDeploy
+	appSync              demoAppSync
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +67,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	gwPort := fs.Int("gw-port", 20005, "the gateways' listener `port` on each center's address")
 	deployApps := fs.String("deploy-apps", "127.0.0.21:8086,127.0.0.22:8086,127.0.0.23:8086", "`addresses` of the outpatient app's instances that center A deploys on its three local nodes")
 	deployLBPort := fs.Int("deploy-lb-port", 20006, "the `port` of center A's balancer in front of the deployed app")
+	syncHosts := fs.String("b-deploy-hosts", "127.0.0.31,127.0.0.32,127.0.0.33", "`hosts` of center B's three local nodes, where B releases what A releases (on the same port)")
 	redisBin := fs.String("redis", defaultRedis(), "Redis server `binary` for the DR group's pair (Debian: redis-tools); empty: no DR group")
 	redisPort := fs.Int("redis-port", 6379, "the demo Redis `port` on each center's address")
 	dir := fs.String("data-dir", "", "`directory` for both centers' stores; default a fresh temporary one, removed on exit")
@@ -83,6 +87,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("demo: sync key: %w", err)
+	}
+	syncKey := hex.EncodeToString(key)
 	centers := []*demoCenter{
 		{name: "a", role: "primary", seedName: "生产中心"},
 		{name: "b", role: "standby", seedName: "灾备中心"},
@@ -94,6 +103,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.DataDir = filepath.Join(*dir, dc.name)
 		cfg.LogLevel = *logLevel
 		cfg.DNS.Listen = []string{*aDNS, *bDNS}[i]
+		// Both centers sign and check appsync's feeds with one key.
+		cfg.SyncKey = syncKey
 		dc.cfg = cfg
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -157,11 +168,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := seedGateway(ctx, dc, backends, *gwPort, centers[0].gateway.secrets); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s's gateway: %w", dc.name, err))
 		}
-		// Center A deploys the outpatient app itself (v1, with v2 ready to roll out).
+		// Center A deploys the outpatient app itself (v1, with v2 ready to roll out); center B
+		// follows it through appsync.
 		if i == 0 {
 			if dc.deploy, err = seedDeploy(ctx, dc, strings.Split(*deployApps, ","), *deployLBPort); err != nil {
 				return fail(fmt.Errorf("demo: seed center %s's deployed app: %w", dc.name, err))
 			}
+		} else if dc.appSync, err = seedAppSync(ctx, centers[0], dc, strings.Split(*syncHosts, ",")); err != nil {
+			return fail(fmt.Errorf("demo: seed center %s's app sync: %w", dc.name, err))
 		}
 	}
 	fmt.Fprintln(stdout, "shuanghuo demo: two centers on loopback (Ctrl-C stops both)")
@@ -184,6 +198,7 @@ try:
 `, ca.teamToken, ca.url, host, port, demoZone, ca.adminToken, bhost, bport, ca.balancerURL)
 	printGateway(stdout, ca)
 	printDeploy(stdout, ca)
+	printAppSync(stdout, ca, cb, cb.appSync)
 	if ca.drGroup != "" {
 		fmt.Fprintf(stdout, `
 DR (灾备组 ybj-redis: Redis %[3]s in A, forward sync to %[4]s in B):

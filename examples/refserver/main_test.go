@@ -67,7 +67,7 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12"),
 			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
 			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11")), "-gw-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
-			"-deploy-apps", fmt.Sprintf("127.0.0.21:%[1]d,127.0.0.22:%[1]d,127.0.0.23:%[1]d", freeTCPOn(t, "127.0.0.21", "127.0.0.22", "127.0.0.23")),
+			"-deploy-apps", fmt.Sprintf("127.0.0.21:%[1]d,127.0.0.22:%[1]d,127.0.0.23:%[1]d", freeTCPOn(t, "127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.31", "127.0.0.32", "127.0.0.33")),
 			"-deploy-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11"))}, w, io.Discard)
 		w.Close()
 	}()
@@ -147,6 +147,16 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode, c.balancer)
 		require.Contains(t, string(body), `"result":"settled"`)
 	}
+
+	// B has A's outpatient app, created and released there by appsync.
+	status, appList := get(centers[1].url+"/api/v1/deploy/apps", centers[1].team)
+	require.Equal(t, 200, status, appList)
+	var apps struct{ Items []struct{ ID, Name string } }
+	require.NoError(t, json.Unmarshal([]byte(appList), &apps))
+	require.Len(t, apps.Items, 1)
+	status, appStatus := get(centers[1].url+"/api/v1/deploy/apps/"+apps.Items[0].ID+"/status", centers[1].team)
+	require.Equal(t, 200, status, appStatus)
+	require.Contains(t, appStatus, `"current":"v1"`)
 
 	// DNS: A serves the zone, B holds a transferred copy; a switch on A moves both.
 	require.Equal(t, "127.0.0.11", lookup(t, centers[0].dns, "api.ybj.internal."))

@@ -252,14 +252,16 @@ func (f *syncFeed) readConfig(ctx context.Context, after int64, limit int) (apps
 }
 
 // readReleases reads the scope's releases from deploy's event feed, which holds every
-// project's: the others are read past.
+// project's: the others are read past. The head is the scope's last release after the
+// cursor, or the cursor itself when there is none (what lag needs, without reading the
+// feed from its start).
 func (f *syncFeed) readReleases(ctx context.Context, after int64, limit int) (appsync.Page, error) {
-	page := appsync.Page{Changes: []appsync.Change{}}
+	page := appsync.Page{Changes: []appsync.Change{}, Head: after}
 	projects, err := f.projects(ctx)
 	if err != nil {
 		return page, err
 	}
-	for cursor := int64(0); ; {
+	for cursor := after; ; {
 		evs, err := f.s.deploy.m.Events(ctx, cursor, 1000)
 		if err != nil {
 			return page, err
@@ -273,7 +275,7 @@ func (f *syncFeed) readReleases(ctx context.Context, after int64, limit int) (ap
 				continue
 			}
 			page.Head = e.Seq
-			if e.Seq <= after || len(page.Changes) == limit {
+			if len(page.Changes) == limit {
 				continue
 			}
 			c := appsync.Change{Seq: e.Seq, Time: e.Time, Kind: appsync.KindRelease, Project: e.Project, App: e.App,
