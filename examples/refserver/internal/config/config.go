@@ -142,6 +142,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
        refserver demo [flags]     run center A and center B on loopback with demo data
 
 The first start prints an admin API token once; set `+"SHUANGHUO_ADMIN_TOKEN"+` to choose it instead.
+appsync's key (sync_key in the file) may come from `+"SHUANGHUO_SYNC_KEY"+` instead, to keep it out of files.
 
 flags:
 `)

@@ -40,6 +40,19 @@ func TestBadConfigNamesEveryField(t *testing.T) {
 	require.Contains(t, err.Error(), "center.role")
 }
 
+func TestSyncKeyMustBeLongHex(t *testing.T) {
+	cfg := Default()
+	cfg.SyncKey = "not-hex"
+	var cerr *Error
+	require.ErrorAs(t, cfg.Validate(), &cerr)
+	require.Contains(t, cerr.Fields, "sync_key")
+	cfg.SyncKey = strings.Repeat("ab", 16) // 16 bytes: too short
+	require.ErrorAs(t, cfg.Validate(), &cerr)
+	require.Contains(t, cerr.Fields, "sync_key")
+	cfg.SyncKey = strings.Repeat("ab", 32)
+	require.NoError(t, cfg.Validate())
+}
+
 func TestUnknownOrMistypedYAMLKeysAreRejected(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
@@ -61,7 +74,7 @@ func TestHelpDocumentsEveryOption(t *testing.T) {
 	_, err := Load([]string{"-h"}, &out)
 	require.Error(t, err)
 	for _, name := range []string{"-config", "-center", "-role", "-listen", "-data-dir", "-log-level", "-log-format",
-		"-max-body-bytes", "-read-timeout", "-write-timeout", "-idle-timeout", "-shutdown-timeout", "refserver demo", "SHUANGHUO_ADMIN_TOKEN"} {
+		"-max-body-bytes", "-read-timeout", "-write-timeout", "-idle-timeout", "-shutdown-timeout", "refserver demo", "SHUANGHUO_ADMIN_TOKEN", "SHUANGHUO_SYNC_KEY"} {
 		require.Contains(t, out.String(), name)
 	}
 }
