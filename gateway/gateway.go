@@ -20,11 +20,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/shuanghuo/shuanghuo/lb"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/shuanghuo/shuanghuo/lb"
 )
 
 // Options are the gateway's dependencies; what it enforces comes with Apply.
@@ -451,7 +453,8 @@ type reqState struct {
 	g        *Gateway
 	r        *lb.Request
 	start    time.Time
-	id       string
+	id       string // in idBuf: valid until release
+	idBuf    [64]byte
 	api      *apiRT
 	consumer *consumerRT
 	cbDone   func(error)
@@ -490,7 +493,7 @@ var errUpstreamFailed = errors.New("gateway: upstream failed")
 func (g *Gateway) HandleRequest(r *lb.Request) func(lb.Outcome) {
 	rs := newReqState(g, r)
 	rs.start = time.Now()
-	rs.id = g.requestID(r)
+	rs.id = g.requestID(r, &rs.idBuf)
 	s := g.snap.Load()
 	switch {
 	case g.closed.Load():
@@ -541,7 +544,7 @@ func (g *Gateway) check(r *lb.Request, rs *reqState, s *snapshot) *refusal {
 	if !s.global.admits(ip) {
 		return &refusal{code: CodeIPDenied, msg: fmt.Sprintf("client IP %s denied by policy %q", ip, s.global.name)}
 	}
-	method, path := r.Method(), r.Path()
+	method, path := r.Method(), bytesView(r.PathBytes())
 	a := s.match(method, path)
 	if a == nil {
 		return &refusal{code: CodeNoSuchAPI, msg: fmt.Sprintf("no API for %s %s", method, truncate(path))}
@@ -595,57 +598,70 @@ func (g *Gateway) check(r *lb.Request, rs *reqState, s *snapshot) *refusal {
 }
 
 // authenticate checks the signature, timestamp and nonce of a request. It
-// builds the string to sign as Canonical.String does, in a reused buffer.
+// builds the string to sign as Canonical.String does, in a reused buffer,
+// reading the request's header fields in place.
 func (g *Gateway) authenticate(r *lb.Request, s *snapshot, method, path string, body []byte) (*consumerRT, *refusal) {
-	auth, err := ParseAuthorization(r.Header("Authorization"))
-	if err != nil {
+	var auth authParts
+	// The header is read in place: auth's strings are valid only during
+	// this call, and nothing keeps them (messages copy them).
+	if err := auth.parse(bytesView(r.HeaderBytes("Authorization"))); err != nil {
 		return nil, &refusal{code: CodeSignatureInvalid, msg: err.Error()}
 	}
-	c := s.byKey[auth.AppKey]
+	c := s.byKey[auth.appKey]
 	if c == nil {
-		return nil, &refusal{code: CodeSignatureInvalid, msg: fmt.Sprintf("unknown AppKey %q", auth.AppKey)}
+		return nil, &refusal{code: CodeSignatureInvalid, msg: fmt.Sprintf("unknown AppKey %q", auth.appKey)}
 	}
 	now := g.now()
-	if d := now.Sub(time.Unix(auth.Timestamp, 0)); d > s.skew || d < -s.skew {
-		return nil, &refusal{code: CodeTimestampExpired, msg: fmt.Sprintf("timestamp %d is %s from the gateway's clock, more than %s", auth.Timestamp, d.Round(time.Second), s.skew)}
+	if d := now.Sub(time.Unix(auth.timestamp, 0)); d > s.skew || d < -s.skew {
+		return nil, &refusal{code: CodeTimestampExpired, msg: fmt.Sprintf("timestamp %d is %s from the gateway's clock, more than %s", auth.timestamp, d.Round(time.Second), s.skew)}
 	}
-	var valuesArr [4]string
-	values := valuesArr[:0]
-	for _, h := range auth.SignedHeaders {
-		vs := r.Values(h)
-		if len(vs) == 0 {
+	for rest, more := auth.signedHeaders, auth.signedHeaders != ""; more; {
+		var h string
+		h, rest, more = strings.Cut(rest, ";")
+		if r.HeaderBytes(h) == nil {
 			return nil, &refusal{code: CodeSignatureInvalid, msg: fmt.Sprintf("signed header %q is missing", h)}
-		}
-		if len(vs) == 1 {
-			values = append(values, vs[0])
-		} else {
-			values = append(values, strings.Join(vs, ","))
 		}
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	b, err := appendCanonicalHead(sc.buf[:0], method, path, r.RawQuery(), auth.Timestamp, auth.Nonce)
+	b, err := appendCanonicalHead(sc.buf[:0], method, path, bytesView(r.RawQueryBytes()), auth.timestamp, auth.nonce)
 	if err != nil {
 		return nil, &refusal{code: CodeSignatureInvalid, msg: err.Error()}
 	}
 	digest := sha256.Sum256(body)
 	b = hex.AppendEncode(b, digest[:])
 	b = append(b, '\n')
-	b = appendCanonicalHeaders(b, auth.SignedHeaders, values)
+	b = append(b, auth.signedHeaders...)
+	for rest, more := auth.signedHeaders, auth.signedHeaders != ""; more; {
+		var h string
+		h, rest, more = strings.Cut(rest, ";")
+		b = append(b, '\n')
+		b = append(b, h...)
+		b = append(b, ':')
+		// lb trims each value of spaces and tabs, so the joined values need
+		// no trimming of their own.
+		b, _ = r.AppendValues(b, h, ',')
+	}
 	sc.buf = b
-	if !c.verify(sc, b, auth.Signature) {
+	if !c.verify(sc, b, &auth.sig) {
 		return nil, &refusal{code: CodeSignatureInvalid, msg: "signature does not match"}
 	}
-	fresh, err := g.nonces.Remember(context.Background(), auth.AppKey+":"+auth.Nonce, 2*s.skew)
-	if err != nil {
+	var fresh bool
+	if ms, ok := g.nonces.(*MemoryNonceStore); ok {
+		fresh = ms.rememberPair(auth.appKey, auth.nonce, 2*s.skew)
+	} else if fresh, err = g.nonces.Remember(context.Background(), auth.appKey+":"+auth.nonce, 2*s.skew); err != nil {
 		g.log.Error("gateway: nonce store failed", "gateway", g.name, "err", err)
 		return nil, &refusal{code: CodeUnavailable, msg: "nonce store unavailable"}
 	}
 	if !fresh {
-		return nil, &refusal{code: CodeNonceReplayed, msg: fmt.Sprintf("nonce %q was used before", auth.Nonce)}
+		return nil, &refusal{code: CodeNonceReplayed, msg: fmt.Sprintf("nonce %q was used before", auth.nonce)}
 	}
 	return c, nil
 }
+
+// bytesView is b as a string without a copy, for reading request bytes
+// that lb keeps unchanged while the hook runs; it must not outlive them.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // scratch is a reused buffer for the string to sign and a MAC.
 type scratch struct {
@@ -664,39 +680,15 @@ func putScratch(sc *scratch) {
 	scratches.Put(sc)
 }
 
-// verify says whether one of c's secrets signs sts as sig (lower-case hex).
-func (c *consumerRT) verify(sc *scratch, sts []byte, sig string) bool {
-	var want [sha256.Size]byte
-	if len(sig) != 2*len(want) {
-		return false
-	}
-	for i := range want {
-		hi, ok1 := fromHex(sig[2*i])
-		lo, ok2 := fromHex(sig[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		want[i] = hi<<4 | lo
-	}
+// verify says whether one of c's secrets signs sts as sig.
+func (c *consumerRT) verify(sc *scratch, sts []byte, sig *[sha256.Size]byte) bool {
 	for _, m := range c.secrets {
 		sc.mac = m.sum(sc.mac[:0], sts)
-		if hmac.Equal(sc.mac, want[:]) {
+		if hmac.Equal(sc.mac, sig[:]) {
 			return true
 		}
 	}
 	return false
-}
-
-func fromHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // limit takes one request from every rate limit that applies.
@@ -745,14 +737,15 @@ func (g *Gateway) limit(ps ...*policyRT) *refusal {
 
 // refuse answers a request with the JSON error of ref and counts it.
 func (g *Gateway) refuse(r *lb.Request, rs *reqState, ref refusal) {
+	id := strings.Clone(rs.id) // the answer is written after rs is released
 	h := http.Header{
 		"Content-Type": {"application/json; charset=utf-8"},
-		"X-Request-Id": {rs.id},
+		"X-Request-Id": {id},
 	}
 	if ref.code == CodeRateLimited {
 		h["Retry-After"] = []string{strconv.Itoa(int(math.Ceil(max(ref.retryAfter.Seconds(), 1))))}
 	}
-	body, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Code: ref.code, Message: ref.msg, RequestID: rs.id}})
+	body, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Code: ref.code, Message: ref.msg, RequestID: id}})
 	r.Respond(ref.code.Status(), h, body)
 	g.record(rs, string(ref.code), false)
 }
@@ -810,16 +803,18 @@ func (g *Gateway) record(rs *reqState, code string, ok bool) {
 	g.metrics.observe(am, api, code, lat)
 }
 
-// requestID is the client's X-Request-Id when it is sane, else a new one.
-func (g *Gateway) requestID(r *lb.Request) string {
-	if id := r.Header("X-Request-Id"); id != "" && len(id) <= 64 && isIdent(id, ".:") {
-		return id
+// requestID is the client's X-Request-Id when it is sane, else a new one;
+// it is built in buf.
+func (g *Gateway) requestID(r *lb.Request, buf *[64]byte) string {
+	var b []byte
+	if id := r.HeaderBytes("X-Request-Id"); len(id) > 0 && len(id) <= len(buf) && isIdent(bytesView(id), ".:") {
+		b = append(buf[:0], id...)
+	} else {
+		b = append(buf[:0], g.idPrefix...)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, g.ids.Add(1), 36)
 	}
-	var buf [64]byte
-	b := append(buf[:0], g.idPrefix...)
-	b = append(b, '-')
-	b = strconv.AppendUint(b, g.ids.Add(1), 36)
-	return string(b)
+	return bytesView(b)
 }
 
 var _ lb.Hook = (*Gateway)(nil)

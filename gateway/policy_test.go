@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -227,6 +230,91 @@ func TestCodesHaveStatuses(t *testing.T) {
 	for c, st := range want {
 		if c.Status() != st {
 			t.Errorf("%s: %d, want %d", c, c.Status(), st)
+		}
+	}
+}
+
+func TestMemoryNonceStoreExpiryQueue(t *testing.T) {
+	s := NewMemoryNonceStore()
+	now := time.Unix(1000, 0)
+	s.now = func() time.Time { return now }
+	ctx := context.Background()
+	remember := func(key string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := s.Remember(ctx, key, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// A key remembered again after it expired stays remembered when its
+	// first entry leaves the queue.
+	remember("again", time.Second)
+	now = now.Add(2 * time.Second)
+	if !remember("again", time.Minute) {
+		t.Fatal("expired key not taken again")
+	}
+	for i := 0; i < 2000; i++ { // every shard drops its expired entries
+		remember(fmt.Sprint("filler-", i), time.Millisecond)
+	}
+	if remember("again", time.Minute) {
+		t.Fatal("key forgotten when its expired entry left the queue")
+	}
+	// A shorter TTL behind a longer one expires on time all the same.
+	remember("long", time.Hour)
+	remember("short", time.Second)
+	now = now.Add(2 * time.Second)
+	if !remember("short", time.Second) || remember("long", time.Hour) {
+		t.Fatal("TTLs out of order")
+	}
+	// Many keys that expire leave neither the map nor the queues growing.
+	for i := 0; i < 100000; i++ {
+		remember(fmt.Sprint("k-", i), time.Second)
+		if i%1000 == 999 {
+			now = now.Add(2 * time.Second)
+		}
+	}
+	queued := 0
+	for i := range s.shards {
+		queued += len(s.shards[i].queue) - s.shards[i].head
+	}
+	if n := s.Len(); n > 5000 || queued > 5000+64 {
+		t.Fatalf("%d keys and %d queue entries kept", n, queued)
+	}
+}
+
+// TestAuthorizationFastPaths: the in-place parser agrees with the strict
+// rules on the cases its shortcuts take (digits-only timestamps, hex
+// decoding) and on those they leave to the general path.
+func TestAuthorizationFastPaths(t *testing.T) {
+	sig := strings.Repeat("0123456789abcdef", 4)
+	base := "SH-HMAC-SHA256 AppKey=abcdefgh, Nonce=abcdefgh, SignedHeaders=host, Signature="
+	for _, tc := range []struct {
+		ts, sig string
+		ok      bool
+		want    int64
+	}{
+		{"1767225600", sig, true, 1767225600},
+		{"000000000001", sig, true, 1},
+		{"0", sig, true, 0},
+		{"-0", sig, true, 0}, // what strconv.ParseInt has always let through
+		{"+1", sig, false, 0},
+		{"-1", sig, false, 0},
+		{"1234567890123", sig, false, 0},
+		{"12a", sig, false, 0},
+		{"", sig, false, 0},
+		{"1", strings.ToUpper(sig), false, 0},
+		{"1", sig[:63] + "g", false, 0},
+		{"1", sig[:62], false, 0},
+	} {
+		var p authParts
+		err := p.parse(base + tc.sig + ", Timestamp=" + tc.ts)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrBadAuthorization) {
+			t.Errorf("Timestamp=%q Signature=%q: %v", tc.ts, tc.sig, err)
+			continue
+		}
+		if tc.ok && (p.timestamp != tc.want || hex.EncodeToString(p.sig[:]) != tc.sig || p.signedHeaders != "host") {
+			t.Errorf("Timestamp=%q: got %d %x %q", tc.ts, p.timestamp, p.sig, p.signedHeaders)
 		}
 	}
 }

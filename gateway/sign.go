@@ -55,9 +55,29 @@ func (a Authorization) String() string {
 // separated by commas and optional spaces), well-formed values. Errors wrap
 // ErrBadAuthorization.
 func ParseAuthorization(v string) (Authorization, error) {
-	var a Authorization
-	bad := func(format string, args ...any) (Authorization, error) {
-		return Authorization{}, fmt.Errorf("%w: "+format, append([]any{ErrBadAuthorization}, args...)...)
+	var p authParts
+	if err := p.parse(v); err != nil {
+		return Authorization{}, err
+	}
+	a := Authorization{AppKey: p.appKey, Timestamp: p.timestamp, Nonce: p.nonce, Signature: p.signature}
+	if p.signedHeaders != "" {
+		a.SignedHeaders = strings.Split(p.signedHeaders, ";")
+	}
+	return a, nil
+}
+
+// authParts is a parsed Authorization header whose strings are substrings
+// of the header value; parsing it allocates only for an error.
+type authParts struct {
+	appKey, nonce, signature string
+	sig                      [sha256.Size]byte // signature decoded
+	timestamp                int64
+	signedHeaders            string // as in the header: names joined by ';'
+}
+
+func (a *authParts) parse(v string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadAuthorization}, args...)...)
 	}
 	if v == "" {
 		return bad("missing")
@@ -67,7 +87,9 @@ func ParseAuthorization(v string) (Authorization, error) {
 		return bad("scheme is not %s", Algorithm)
 	}
 	var seen [5]bool
-	for part := range strings.SplitSeq(rest, ",") {
+	for more := true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
 		part = strings.Trim(part, " \t")
 		k, val, ok := strings.Cut(part, "=")
 		if !ok {
@@ -80,42 +102,36 @@ func ParseAuthorization(v string) (Authorization, error) {
 			if len(val) < 8 || len(val) > 64 || !isIdent(val, "") {
 				return bad("AppKey %q", truncate(val))
 			}
-			a.AppKey = val
+			a.appKey = val
 		case "Timestamp":
 			i = 1
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil || n < 0 || len(val) > 12 || val[0] == '+' {
-				return bad("Timestamp %q is not Unix seconds", truncate(val))
+			n, ok := parseDigits(val)
+			if !ok {
+				var err error
+				n, err = strconv.ParseInt(val, 10, 64)
+				if err != nil || n < 0 || len(val) > 12 || val[0] == '+' {
+					return bad("Timestamp %q is not Unix seconds", truncate(val))
+				}
 			}
-			a.Timestamp = n
+			a.timestamp = n
 		case "Nonce":
 			i = 2
 			if len(val) < 8 || len(val) > 64 || !isIdent(val, "") {
 				return bad("Nonce must be 8 to 64 letters, digits, '-' or '_'")
 			}
-			a.Nonce = val
+			a.nonce = val
 		case "SignedHeaders":
 			i = 3
-			if val != "" {
-				a.SignedHeaders = strings.Split(val, ";")
-				if len(a.SignedHeaders) > 32 {
-					return bad("more than 32 signed headers")
-				}
-				for j, h := range a.SignedHeaders {
-					if h == "" || !isHeaderName(h) || strings.ToLower(h) != h {
-						return bad("signed header %q must be a lower-case field name", truncate(h))
-					}
-					if j > 0 && a.SignedHeaders[j-1] >= h {
-						return bad("SignedHeaders must be sorted and unique")
-					}
-				}
+			if err := checkSignedHeaders(val); err != nil {
+				return err
 			}
+			a.signedHeaders = val
 		case "Signature":
 			i = 4
-			if len(val) != 64 || !isLowerHex(val) {
+			if len(val) != 2*len(a.sig) || !decodeLowerHex(a.sig[:], val) {
 				return bad("Signature must be 64 lower-case hex digits")
 			}
-			a.Signature = val
+			a.signature = val
 		default:
 			return bad("unknown parameter %q", truncate(k))
 		}
@@ -124,23 +140,93 @@ func ParseAuthorization(v string) (Authorization, error) {
 		}
 		seen[i] = true
 	}
-	for i, name := range []string{"AppKey", "Timestamp", "Nonce", "SignedHeaders", "Signature"} {
+	for i, name := range [...]string{"AppKey", "Timestamp", "Nonce", "SignedHeaders", "Signature"} {
 		if !seen[i] {
 			return bad("missing %s", name)
 		}
 	}
-	return a, nil
+	return nil
 }
 
-// isLowerHex says whether s is made of 0-9 and a-f only.
-func isLowerHex(s string) bool {
+// checkSignedHeaders checks the SignedHeaders parameter: up to 32
+// lower-case field names joined by ';', sorted and unique; may be empty.
+func checkSignedHeaders(val string) error {
+	if val == "" {
+		return nil
+	}
+	if strings.Count(val, ";") >= 32 {
+		return fmt.Errorf("%w: more than 32 signed headers", ErrBadAuthorization)
+	}
+	prev := ""
+	for j, rest := 0, val; ; j++ {
+		h, next, more := strings.Cut(rest, ";")
+		if h == "" || !isHeaderName(h) || !isLower(h) {
+			return fmt.Errorf("%w: signed header %q must be a lower-case field name", ErrBadAuthorization, truncate(h))
+		}
+		if j > 0 && prev >= h {
+			return fmt.Errorf("%w: SignedHeaders must be sorted and unique", ErrBadAuthorization)
+		}
+		if !more {
+			return nil
+		}
+		prev, rest = h, next
+	}
+}
+
+// isLower says whether s has no upper-case ASCII letter (s is a token, so
+// this is strings.ToLower(s) == s).
+func isLower(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if 'A' <= s[i] && s[i] <= 'Z' {
 			return false
 		}
 	}
 	return true
 }
+
+// parseDigits parses 1 to 12 decimal digits, the common Timestamp, without
+// strconv's generality.
+func parseDigits(s string) (int64, bool) {
+	if s == "" || len(s) > 12 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// decodeLowerHex decodes s, 2*len(dst) digits 0-9 and a-f, into dst and
+// says whether s was such.
+func decodeLowerHex(dst []byte, s string) bool {
+	for i := range dst {
+		hi, lo := lowerHexValue[s[2*i]], lowerHexValue[s[2*i+1]]
+		if hi|lo > 0xf {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+// lowerHexValue maps 0-9 and a-f to their values, other bytes to 0xff.
+var lowerHexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+	}
+	return t
+}()
 
 func truncate(s string) string {
 	if len(s) > 32 {

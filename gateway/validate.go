@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/go-playground/validator/v10"
+
 	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
@@ -159,11 +160,13 @@ func (c *Config) Validate() error {
 	return v.err()
 }
 
+// isIdent says whether s is made of ASCII letters, digits, '-', '_' and
+// the bytes of extra (ASCII).
 func isIdent(s, extra string) bool {
-	for _, r := range s {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '_':
-		case strings.ContainsRune(extra, r):
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		case strings.IndexByte(extra, c) >= 0:
 		default:
 			return false
 		}

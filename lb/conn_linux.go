@@ -1,7 +1,9 @@
 package lb
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 )
@@ -27,4 +29,36 @@ func alive(c net.Conn) bool {
 		return true
 	})
 	return ok && err == nil
+}
+
+// rawConn returns the socket of an accepted connection for serveInPoller,
+// or nil when c is not a plain socket.
+func rawConn(c net.Conn) syscall.RawConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// readFD reads from a non-blocking socket; errWouldBlock when it is empty.
+func readFD(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }

@@ -3,8 +3,9 @@
 // active and passive health checks, retries, atomic versioned config push,
 // drain, status, events and metrics. Its HTTP/1.1 forwarding path is
 // written for speed (pooled keep-alive connections to servers, requests
-// parsed in place, no allocation per request) and strictness (anything two
-// HTTP parsers could read differently is refused).
+// parsed in place, no allocation per request, one read and one write per
+// request on each side of a keep-alive exchange) and strictness (anything
+// two HTTP parsers could read differently is refused).
 //
 // # Configuration
 //

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -79,6 +79,7 @@ type Request struct {
 	target    *group
 	timeout   time.Duration
 	extra     []extraField // headers set for the server
+	extraBuf  []byte       // holds the names and values of extra, reused
 	bodyRead  bool
 	addLength bool // a chunked body was read: send it with Content-Length
 	broken    bool // the connection cannot carry another request
@@ -96,7 +97,27 @@ var ErrUnknownGroup = errors.New("lb: unknown server group")
 func (r *Request) Listener() string { return r.snap.name }
 
 // Method is the request method, e.g. "POST".
-func (r *Request) Method() string { return string(r.cc.req.method) }
+func (r *Request) Method() string {
+	m := r.cc.req.method
+	// The common methods as constants: no allocation.
+	switch string(m) {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "HEAD":
+		return "HEAD"
+	case "PATCH":
+		return "PATCH"
+	case "OPTIONS":
+		return "OPTIONS"
+	}
+	return string(m)
+}
 
 // Target is the request target in origin form ("/path?query"), as sent.
 func (r *Request) Target() string { return string(r.cc.req.target) }
@@ -104,13 +125,21 @@ func (r *Request) Target() string { return string(r.cc.req.target) }
 // Path is the target without its query, as sent (still percent-encoded).
 func (r *Request) Path() string { return string(r.cc.req.path) }
 
+// PathBytes is Path without a copy: the slice is the request's own, valid
+// as long as the Request, and must not be modified.
+func (r *Request) PathBytes() []byte { return r.cc.req.path }
+
 // RawQuery is the target's query without '?', as sent; empty without one.
-func (r *Request) RawQuery() string {
+func (r *Request) RawQuery() string { return string(r.RawQueryBytes()) }
+
+// RawQueryBytes is RawQuery without a copy, like PathBytes; nil without a
+// query.
+func (r *Request) RawQueryBytes() []byte {
 	t, p := r.cc.req.target, r.cc.req.path
 	if len(t) > len(p) {
-		return string(t[len(p)+1:])
+		return t[len(p)+1:]
 	}
-	return ""
+	return nil
 }
 
 // Host is the request's host without its port.
@@ -118,13 +147,34 @@ func (r *Request) Host() string { return string(r.cc.req.host) }
 
 // Header returns the value of the first header field called name (case
 // insensitively), or "".
-func (r *Request) Header(name string) string {
+func (r *Request) Header(name string) string { return string(r.HeaderBytes(name)) }
+
+// HeaderBytes is Header without a copy, like PathBytes; nil when no field
+// is called name, empty but not nil for a field with an empty value.
+func (r *Request) HeaderBytes(name string) []byte {
 	for _, f := range r.cc.req.fields {
 		if equalFoldBytes(f.name, name) {
-			return string(f.value)
+			return f.value
 		}
 	}
-	return ""
+	return nil
+}
+
+// AppendValues appends the values of every header field called name (case
+// insensitively) to dst, in order and separated by sep, and returns the
+// extended slice and how many fields there were.
+func (r *Request) AppendValues(dst []byte, name string, sep byte) ([]byte, int) {
+	n := 0
+	for _, f := range r.cc.req.fields {
+		if equalFoldBytes(f.name, name) {
+			if n > 0 {
+				dst = append(dst, sep)
+			}
+			dst = append(dst, f.value...)
+			n++
+		}
+	}
+	return dst, n
 }
 
 // Values returns the values of every header field called name (case
@@ -185,7 +235,9 @@ func (r *Request) Body(limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, q.contentLength, limit)
 	}
 	cc.continue100()
-	cc.conn.refreshRead(r.snap.readTimeout)
+	if q.chunked || q.contentLength > int64(cc.br.Buffered()) {
+		cc.conn.refreshRead(r.snap.readTimeout)
+	}
 	if !q.chunked {
 		cc.body = append(cc.body[:0], make([]byte, q.contentLength)...)
 		if _, err := io.ReadFull(cc.br, cc.body); err != nil {
@@ -218,10 +270,11 @@ func (r *Request) Body(limit int64) ([]byte, error) {
 	return cc.body, nil
 }
 
-// extraField is a header field set by SetHeader; lower is its name in lower case.
+// extraField is a header field set by SetHeader; lower is its name in
+// lower case. The three slices point into Request.extraBuf.
 type extraField struct {
 	field
-	lower string
+	lower []byte
 }
 
 type appender struct{ b *[]byte }
@@ -278,8 +331,7 @@ func (r *Request) SetTimeout(d time.Duration) { r.timeout = d }
 // Connection and other hop-by-hop fields, and names or values that are not
 // valid in a header.
 func (r *Request) SetHeader(name, value string) bool {
-	if name == "" || equalFoldBytes([]byte(name), "host") || equalFoldBytes([]byte(name), "content-length") ||
-		(&head{}).hopByHop([]byte(name)) {
+	if name == "" {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -292,21 +344,41 @@ func (r *Request) SetHeader(name, value string) bool {
 			return false
 		}
 	}
-	lower := strings.ToLower(name)
+	// Name, lower-case name and value go to extraBuf, which is reused, so
+	// that setting a header does not allocate. A slice into an older array
+	// stays valid when append moves the buffer.
+	start := len(r.extraBuf)
+	r.extraBuf = append(r.extraBuf, name...)
+	r.extraBuf = append(r.extraBuf, name...)
+	r.extraBuf = append(r.extraBuf, value...)
+	b := r.extraBuf
+	n := len(name)
+	nameB := b[start : start+n : start+n]
+	lower := b[start+n : start+2*n : start+2*n]
+	valueB := b[start+2*n : start+2*n+len(value) : start+2*n+len(value)]
+	for i, c := range lower {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	if equalFold(lower, "host") || equalFold(lower, "content-length") || (&head{}).hopByHop(lower) {
+		r.extraBuf = r.extraBuf[:start]
+		return false
+	}
 	for i := range r.extra {
-		if r.extra[i].lower == lower {
-			r.extra[i].value = []byte(value)
+		if string(r.extra[i].lower) == string(lower) {
+			r.extra[i].value = valueB
 			return true
 		}
 	}
-	r.extra = append(r.extra, extraField{field{[]byte(name), []byte(value)}, lower})
+	r.extra = append(r.extra, extraField{field{nameB, valueB}, lower})
 	return true
 }
 
 // overridden says whether SetHeader replaced the field called name.
 func (r *Request) overridden(name []byte) bool {
 	for i := range r.extra {
-		if equalFold(name, r.extra[i].lower) {
+		if len(name) == len(r.extra[i].lower) && bytes.EqualFold(name, r.extra[i].lower) {
 			return true
 		}
 	}
@@ -330,7 +402,7 @@ func (r *Request) finish(o Outcome, respondable bool) {
 // decision; it says whether the connection may carry another request.
 func (cc *clientConn) serveHooked(snap *listenerSnap, h Hook) bool {
 	r := &cc.hr
-	*r = Request{cc: cc, snap: snap, extra: r.extra[:0]}
+	*r = Request{cc: cc, snap: snap, extra: r.extra[:0], extraBuf: r.extraBuf[:0]}
 	cc.lastStatus, cc.lastErr, cc.lastAnswered = 0, nil, false
 	q := &cc.req
 	hadBody := q.chunked || q.contentLength > 0
@@ -339,7 +411,7 @@ func (cc *clientConn) serveHooked(snap *listenerSnap, h Hook) bool {
 	r.respondOK = false
 	defer func() {
 		r.finish(Outcome{Status: cc.lastStatus, Answered: cc.lastAnswered, Err: cc.lastErr}, false)
-		*r = Request{extra: r.extra[:0]}
+		*r = Request{extra: r.extra[:0], extraBuf: r.extraBuf[:0]}
 	}()
 	if r.answered {
 		keep := (!hadBody || r.bodyRead) && !r.broken && !q.connClose && q.minor >= 1

@@ -283,3 +283,63 @@ func TestHookKeepAlive(t *testing.T) {
 		}
 	}
 }
+
+// TestHookViewsAndSetHeader: the in-place views agree with the copying
+// accessors, and headers set by a hook replace the client's, however many
+// are set and in whatever case.
+func TestHookViewsAndSetHeader(t *testing.T) {
+	got := make(chan string, 1)
+	port := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			h, err := readRawHead(br)
+			if err != nil {
+				return
+			}
+			got <- h
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	h := &hookRecorder{}
+	b := newBalancer(t, Options{Hook: h})
+	cfg := config(t, Server{Address: "127.0.0.1", Port: port, Weight: 1})
+	apply(t, b, cfg)
+
+	var seen []string
+	h.set(func(r *Request) {
+		vals, n := r.AppendValues([]byte("v="), "x-multi", ',')
+		seen = []string{
+			r.Method(), string(r.PathBytes()), string(r.RawQueryBytes()), r.RawQuery(),
+			string(r.HeaderBytes("X-MULTI")), r.Header("x-multi"), string(vals), strconv.Itoa(n),
+			strconv.FormatBool(r.HeaderBytes("x-empty") != nil), strconv.Itoa(len(r.HeaderBytes("x-empty"))),
+			strconv.FormatBool(r.HeaderBytes("x-missing") == nil),
+		}
+		for i := 0; i < 20; i++ { // enough to move the buffer the fields are kept in
+			r.SetHeader("X-Set-"+strconv.Itoa(i), strings.Repeat("v", i))
+		}
+		if !r.SetHeader("X-Replaced", "first") || !r.SetHeader("x-replaced", "second") || !r.SetHeader("X-Multi", "one") {
+			t.Error("SetHeader refused a field")
+		}
+		if r.SetHeader("Content-Length", "1") || r.SetHeader("keep-alive", "x") || r.SetHeader("X-Bad", "a\nb") || r.SetHeader("Bad Name", "x") {
+			t.Error("SetHeader took a field it must refuse")
+		}
+	}, nil)
+	raw := rawExchange(t, addr(cfg, 0), "PROPFIND /a/b?q=1&r HTTP/1.1\r\nHost: x\r\nX-Multi: 1\r\nx-multi: 2\r\nX-Empty:\r\nX-Replaced: client\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 200 OK\r\n") {
+		t.Fatalf("answer %q", raw)
+	}
+	want := []string{"PROPFIND", "/a/b", "q=1&r", "q=1&r", "1", "1", "v=1,2", "2", "true", "0", "true"}
+	if strings.Join(seen, "|") != strings.Join(want, "|") {
+		t.Errorf("hook saw %q, want %q", seen, want)
+	}
+	up := <-got
+	for _, s := range []string{"X-Multi: one\r\n", "X-Replaced: second\r\n", "X-Set-0: \r\n", "X-Set-19: " + strings.Repeat("v", 19) + "\r\n"} {
+		if !strings.Contains(up, s) {
+			t.Errorf("server did not get %q:\n%s", s, up)
+		}
+	}
+	for _, s := range []string{"X-Multi: 1", "x-multi: 2", "client", "first", "Keep-Alive", "X-Bad", "Content-Length"} {
+		if strings.Contains(up, s) {
+			t.Errorf("server got %q:\n%s", s, up)
+		}
+	}
+}

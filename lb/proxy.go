@@ -23,10 +23,13 @@ import (
 // deadlineConn bounds each Read and Write by its timeout, when set. Setting a
 // deadline costs a timer update, so a deadline still at least half a timeout
 // away is kept: each wait is bounded by between half and the whole timeout.
+// Deadlines are kept as monotonic nanoseconds (monoNow), cheaper to read
+// than the wall clock, which they need not follow.
 type deadlineConn struct {
 	net.Conn
 	readTimeout, writeTimeout time.Duration
-	readUntil, writeUntil     int64 // unix nanos of the deadlines set
+	readUntil, writeUntil     int64  // monoNow of the deadlines set
+	writes                    uint64 // Write calls so far
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
@@ -37,11 +40,12 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.writes++
 	if c.writeTimeout > 0 {
-		now := time.Now().UnixNano()
+		now := monoNow()
 		if left := c.writeUntil - now; left < int64(c.writeTimeout/2) || left > int64(c.writeTimeout) {
 			c.writeUntil = now + int64(c.writeTimeout)
-			c.Conn.SetWriteDeadline(time.Unix(0, c.writeUntil))
+			c.Conn.SetWriteDeadline(monoTime(c.writeUntil))
 		}
 	}
 	return c.Conn.Write(p)
@@ -49,12 +53,22 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 
 // refreshRead makes the read deadline between t/2 and t from now.
 func (c *deadlineConn) refreshRead(t time.Duration) {
-	now := time.Now().UnixNano()
+	now := monoNow()
 	if left := c.readUntil - now; left < int64(t/2) || left > int64(t) {
 		c.readUntil = now + int64(t)
-		c.Conn.SetReadDeadline(time.Unix(0, c.readUntil))
+		c.Conn.SetReadDeadline(monoTime(c.readUntil))
 	}
 }
+
+// monoBase is the origin of monoNow.
+var monoBase = time.Now()
+
+// monoNow is the time in nanoseconds since monoBase, read from the
+// monotonic clock only.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
+
+// monoTime is the time of a monoNow reading.
+func monoTime(mono int64) time.Time { return monoBase.Add(time.Duration(mono)) }
 
 // clearRead removes the read deadline.
 func (c *deadlineConn) clearRead() {
@@ -70,6 +84,7 @@ const maxReplayBody = 64 << 10
 type clientConn struct {
 	l       *listener
 	conn    *deadlineConn
+	rd      connReader // what br reads
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	https   bool
@@ -91,14 +106,43 @@ type clientConn struct {
 	// connection is half-closed and drained before it closes, so that the
 	// client, still sending, reads the answer instead of a reset.
 	linger bool
+
+	// For serveInPoller: the socket, its callback bound once, and what the
+	// callback leaves for serveHTTP.
+	raw      syscall.RawConn
+	pollStep func(uintptr) bool
+	tc       *trackedConn
+	parsed   *listenerSnap // cc.req, parsed under this config, waits to be served
+	ended    bool          // the connection is to be closed
+	pollErr  error         // the read that ended the connection
+	checking bool          // the wait is the one bounded by pollCheck
 }
 
 var clientConnPool = sync.Pool{New: func() any {
-	return &clientConn{
-		br: bufio.NewReaderSize(nil, defaultMaxHeaderBytes),
-		bw: bufio.NewWriterSize(nil, 8<<10),
-	}
+	cc := &clientConn{bw: bufio.NewWriterSize(nil, 8<<10)}
+	cc.br = bufio.NewReaderSize(&cc.rd, defaultMaxHeaderBytes)
+	cc.pollStep = cc.step
+	return cc
 }}
+
+// connReader is the client connection as br reads it: through the
+// connection, or straight from the socket (fd >= 0) inside step, where the
+// connection's own Read would wait for the read lock that RawConn.Read
+// holds. There a read that would block fails with errWouldBlock.
+type connReader struct {
+	conn *deadlineConn
+	fd   int
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.fd < 0 {
+		return r.conn.Read(p)
+	}
+	return readFD(r.fd, p)
+}
+
+// errWouldBlock is a read of connReader that found nothing to read.
+var errWouldBlock = errors.New("lb: read would block")
 
 // serveHTTP serves requests on c until the client or a timeout ends the
 // connection, or the listener closes.
@@ -107,8 +151,13 @@ func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte)
 	cc.l, cc.https, cc.ip = l, https, ip
 	cc.ipParsed = false
 	cc.conn = &deadlineConn{Conn: c}
-	cc.br.Reset(cc.conn)
+	cc.rd = connReader{conn: cc.conn, fd: -1}
+	cc.br.Reset(&cc.rd)
 	cc.bw.Reset(cc.conn)
+	cc.tc, cc.raw = tc, nil
+	if !https {
+		cc.raw = rawConn(tc.Conn)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			l.b.log.Error("lb: panic serving request", "listener", l.addr, "client", string(ip), "panic", p)
@@ -118,27 +167,46 @@ func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte)
 			lingerClose(c, cc.br)
 		}
 		c.Close()
-		cc.br.Reset(nil)
+		cc.rd = connReader{fd: -1}
+		cc.br.Reset(&cc.rd)
 		cc.bw.Reset(nil)
-		cc.l, cc.conn = nil, nil
+		cc.l, cc.conn, cc.tc, cc.raw, cc.parsed, cc.pollErr = nil, nil, nil, nil, nil, nil
 		clientConnPool.Put(cc)
 	}()
 	if size := l.snap.Load().maxHeaderBytes; cc.br.Size() < size {
 		// The reader must hold a whole head.
-		cc.br = bufio.NewReaderSize(cc.conn, size)
+		cc.br = bufio.NewReaderSize(&cc.rd, size)
 	}
 	for {
 		snap := l.snap.Load()
+		cc.parsed = nil
 		if cc.br.Buffered() == 0 {
 			cc.conn.refreshRead(snap.idleTimeout)
 			l.idle(tc, true)
-			_, err := cc.br.Peek(1)
+			var err error
+			if cc.raw != nil {
+				err = cc.serveInPoller()
+				if cc.checking && errors.Is(err, os.ErrDeadlineExceeded) && !l.closing.Load() {
+					// No request within pollCheck: wait the usual way,
+					// whose first read sees a half-close.
+					cc.conn.refreshRead(l.snap.Load().idleTimeout)
+					_, err = cc.br.Peek(1)
+				}
+			} else {
+				_, err = cc.br.Peek(1)
+			}
 			l.idle(tc, false)
-			if err != nil {
+			if err != nil || cc.ended {
 				return
 			}
 			// A push may have come while the connection waited.
 			snap = l.snap.Load()
+		}
+		if cc.parsed != nil {
+			if !cc.serveParsed(cc.parsed) || l.closing.Load() {
+				return
+			}
+			continue
 		}
 		if !cc.headBuffered() {
 			// Bound the rest of the head by ReadTimeout (slow clients).
@@ -151,6 +219,79 @@ func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte)
 	}
 }
 
+// serveInPoller waits for requests and serves those that arrived whole
+// (head and body) from within the poller's read callback: the next wait
+// then starts without a read that would find nothing, which costs a system
+// call per request. (RawConn.Read forgets a readiness reported before it
+// is called, so the wait must begin in the same call as the last read.) It
+// returns when a request needs reads that may wait (with cc.parsed when it
+// is parsed already), with cc.ended when the connection is done, or with
+// the error that ended the wait (a timeout, the listener closing).
+//
+// A wait that starts without a read misses a half-close (or a reset) that
+// arrived with the request, as the poller reported it already: such a wait
+// is bounded by pollCheck (cc.checking), after which serveHTTP reads.
+func (cc *clientConn) serveInPoller() error {
+	cc.ended, cc.checking = false, false
+	err := cc.raw.Read(cc.pollStep)
+	cc.rd.fd = -1
+	if err == nil {
+		err = cc.pollErr
+	}
+	return err
+}
+
+// step is serveInPoller's RawConn.Read callback, called first at once and
+// then whenever the socket becomes readable; it returns false to wait.
+func (cc *clientConn) step(fd uintptr) bool {
+	l := cc.l
+	cc.rd.fd = int(fd)
+	cc.checking = false
+	for {
+		if _, err := cc.br.Peek(1); err != nil {
+			if err == errWouldBlock {
+				return false
+			}
+			cc.pollErr = err
+			return true
+		}
+		l.idle(cc.tc, false)
+		if !cc.headBuffered() {
+			return true
+		}
+		snap := l.snap.Load()
+		cc.conn.writeTimeout = snap.writeTimeout
+		if err := cc.readRequest(snap); err != nil {
+			if err != errWouldBlock { // else blank lines before the head, read the usual way
+				cc.refuseHead(err)
+				cc.ended = true
+			}
+			return true
+		}
+		r := &cc.req
+		if r.chunked || r.contentLength > int64(cc.br.Buffered()) || r.connUpgrade {
+			// The body must be waited for, or the connection becomes a tunnel.
+			cc.parsed = snap
+			return true
+		}
+		if !cc.serveParsed(snap) || l.closing.Load() {
+			cc.ended = true
+			return true
+		}
+		if cc.br.Buffered() == 0 {
+			cc.conn.refreshRead(pollCheck)
+			cc.checking = true
+			l.idle(cc.tc, true)
+			return false
+		}
+	}
+}
+
+// pollCheck bounds a wait for the next request that starts without a read
+// (see serveInPoller): how late a client's half-close may be seen. Clients
+// that keep a connection busy send their next request sooner.
+const pollCheck = 100 * time.Millisecond
+
 // headBuffered says whether the next request head is read completely.
 func (cc *clientConn) headBuffered() bool {
 	buf, _ := cc.br.Peek(cc.br.Buffered())
@@ -160,22 +301,39 @@ func (cc *clientConn) headBuffered() bool {
 // serveOne reads and forwards one request and says whether the connection
 // may carry another.
 func (cc *clientConn) serveOne(snap *listenerSnap) bool {
+	if err := cc.readRequest(snap); err != nil {
+		cc.refuseHead(err)
+		return false
+	}
+	return cc.serveParsed(snap)
+}
+
+// readRequest reads and parses the next request head.
+func (cc *clientConn) readRequest(snap *listenerSnap) error {
 	r := &cc.req
 	var err error
 	r.raw, err = readHead(cc.br, r.raw, snap.maxHeaderBytes, errHeaderTooLarge)
 	if err == nil {
 		err = r.parse()
 	}
-	if err != nil {
-		var he *httpError
-		switch {
-		case errors.As(err, &he):
-			cc.writeError(he.status, false)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			cc.writeError(408, false)
-		}
-		return false
+	return err
+}
+
+// refuseHead answers a request whose head could not be read or parsed.
+func (cc *clientConn) refuseHead(err error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		cc.writeError(he.status, false)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		cc.writeError(408, false)
 	}
+}
+
+// serveParsed forwards the parsed request and says whether the connection
+// may carry another.
+func (cc *clientConn) serveParsed(snap *listenerSnap) bool {
+	r := &cc.req
 	if hook := cc.l.b.testHook; hook != nil {
 		hook(r)
 	}
@@ -323,7 +481,7 @@ func (cc *clientConn) attempt(snap *listenerSnap, g *group, srv *server, replaya
 	srv.active.Add(1)
 	srv.requests.Add(1)
 	defer srv.active.Add(-1)
-	uc := srv.pool.get()
+	uc := srv.pool.get(start)
 	reused := uc != nil
 	if reused && !replayable && !alive(uc.conn.Conn) {
 		// The server closed this idle connection; a request that cannot be
@@ -362,19 +520,21 @@ func (cc *clientConn) attempt(snap *listenerSnap, g *group, srv *server, replaya
 		srv.passiveSuccess()
 	}
 	if res.err == nil {
-		srv.latency.observe(time.Since(start))
+		end := time.Now()
+		srv.latency.observe(end.Sub(start))
+		if res.upKeep {
+			srv.pool.put(uc, g.maxIdle, end)
+			return res
+		}
 	}
-	if res.upKeep && res.err == nil {
-		srv.pool.put(uc, g.maxIdle)
-	} else {
-		srv.pool.drop(uc)
-	}
+	srv.pool.drop(uc)
 	return res
 }
 
 // exchange writes the request to uc and the response to the client.
 func (cc *clientConn) exchange(snap *listenerSnap, uc *upConn, replayable bool) result {
 	r := &cc.req
+	writes := uc.conn.writes
 	cc.writeRequestHead(uc.bw, uc.conn.RemoteAddr())
 	var err error
 	switch {
@@ -391,7 +551,7 @@ func (cc *clientConn) exchange(snap *listenerSnap, uc *upConn, replayable bool) 
 		return requestBodyFailure(err)
 	}
 	var waitErr error
-	if r.chunked || r.contentLength > 0 && !replayable {
+	if uc.conn.writes != writes {
 		// Part of a streamed body left before the poller could be armed, so
 		// an early answer could be missed by flushAndWait.
 		err = uc.bw.Flush()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -446,4 +447,123 @@ func TestAbsoluteFormTarget(t *testing.T) {
 	if h := <-got; !strings.HasPrefix(h, "GET /a/b?c=d HTTP/1.1\r\n") {
 		t.Errorf("server got %q, want origin-form", h)
 	}
+}
+
+// TestRequestsArrivingAnyHow: requests are served whole or in pieces, with
+// bodies that arrive later, after blank lines, and pipelined while the
+// server is still answering the one before (serveInPoller must not miss
+// bytes that came while it served).
+func TestRequestsArrivingAnyHow(t *testing.T) {
+	port := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			h, err := readRawHead(br)
+			if err != nil {
+				return
+			}
+			var body []byte
+			if i := strings.Index(h, "Content-Length: "); i >= 0 {
+				n, _ := strconv.Atoi(h[i+16 : i+16+strings.Index(h[i+16:], "\r")])
+				body = make([]byte, n)
+				if _, err := io.ReadFull(br, body); err != nil {
+					return
+				}
+			}
+			if strings.HasPrefix(h, "GET /slow ") {
+				time.Sleep(100 * time.Millisecond)
+			}
+			path := strings.Fields(h)[1]
+			answer := path + ":" + string(body)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+		}
+	})
+	b := newBalancer(t, Options{})
+	cfg := config(t, Server{Address: "127.0.0.1", Port: port, Weight: 1})
+	apply(t, b, cfg)
+
+	// exchange sends the pieces with a pause between them and reads until
+	// want answers came or a second passed, far below the idle timeout.
+	exchange := func(pieces []string, answers int) string {
+		t.Helper()
+		c, err := net.Dial("tcp", addr(cfg, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, p := range pieces {
+			if _, err := io.WriteString(c, p); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		var got []byte
+		buf := make([]byte, 4096)
+		for strings.Count(string(got), "200 OK") < answers {
+			n, err := c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		return string(got)
+	}
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		want   []string // answer bodies, in order
+	}{
+		{"whole", []string{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"}, []string{"/a:"}},
+		{"head in pieces", []string{"GET /a HT", "TP/1.1\r\nHo", "st: x\r\n", "\r\n"}, []string{"/a:"}},
+		{"body later", []string{"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "he", "llo"}, []string{"/p:hello"}},
+		{"blank lines first", []string{"\r\n\r\n", "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"}, []string{"/b:"}},
+		{"one after another", []string{"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+			"POST /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz"}, []string{"/1:", "/2:", "/3:z"}},
+		{"pipelined in one write", []string{"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"}, []string{"/1:", "/2:"}},
+		{"pipelined while answering", []string{"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", "GET /after HTTP/1.1\r\nHost: x\r\n\r\n"},
+			[]string{"/slow:", "/after:"}},
+		{"second half while answering", []string{"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /aft", "er HTTP/1.1\r\nHost: x\r\n\r\n"},
+			[]string{"/slow:", "/after:"}},
+	} {
+		got := exchange(tc.pieces, len(tc.want))
+		at := 0
+		for _, w := range tc.want {
+			i := strings.Index(got[at:], "\r\n\r\n"+w)
+			if i < 0 {
+				t.Errorf("%s: no answer %q in order in %q", tc.name, w, got)
+				break
+			}
+			at += i + 4
+		}
+	}
+}
+
+// TestHalfCloseIsSeen: a client that sends a request and half-closes gets
+// its answer and then the end of the connection, soon, not after the idle
+// timeout, even when the half-close arrives together with the request.
+func TestHalfCloseIsSeen(t *testing.T) {
+	be := newBackend(t, "be", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	b := newBalancer(t, Options{})
+	cfg := config(t, be.server(Working))
+	apply(t, b, cfg)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr(cfg, 0))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.(*net.TCPConn).CloseWrite()
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil || !strings.HasPrefix(string(got), "HTTP/1.1 200 OK\r\n") {
+				t.Errorf("got %q, %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -261,9 +261,8 @@ type connPool struct {
 	closed bool
 }
 
-// get takes an idle connection, or returns nil.
-func (p *connPool) get() *upConn {
-	now := time.Now()
+// get takes an idle connection, or returns nil; now is the time.
+func (p *connPool) get(now time.Time) *upConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
@@ -294,9 +293,9 @@ func (p *connPool) trackLocked(c io.Closer) {
 }
 
 // put returns a busy connection for reuse, or closes it when the pool is
-// full or the server may not take requests.
-func (p *connPool) put(c *upConn, max int) {
-	c.idleFrom = time.Now()
+// full or the server may not take requests; now is the time.
+func (p *connPool) put(c *upConn, max int, now time.Time) {
+	c.idleFrom = now
 	p.mu.Lock()
 	delete(p.busy, c)
 	if p.closed || len(p.idle) >= max || !p.srv.usable.Load() {
