@@ -79,7 +79,8 @@ func NewDirStore(dir string) (*DirStore, error) {
 
 func (s *DirStore) path(d Digest) string { return filepath.Join(s.dir, "sha256", d.Hex()) }
 
-// Put implements ArtifactStore.
+// Put implements ArtifactStore. When it succeeds, the artifact is on disk:
+// the file and the directory it was renamed into are synced.
 func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int64) (Digest, int64, error) {
 	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "upload-*")
 	if err != nil {
@@ -89,12 +90,11 @@ func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int6
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	h := sha256.New()
-	n, err := copyLimited(ctx, io.MultiWriter(f, h), r, limit)
+	sum, n, err := writeHashed(ctx, f, r, limit)
 	if err != nil {
 		return "", n, err
 	}
-	got := Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	got := Digest("sha256:" + hex.EncodeToString(sum))
 	if want != "" && got != want {
 		return "", n, fmt.Errorf("%w: upload has %s, want %s", ErrChecksum, got, want)
 	}
@@ -105,6 +105,9 @@ func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int6
 		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	if err := os.Rename(f.Name(), s.path(got)); err != nil {
+		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
+	}
+	if err := syncDir(filepath.Dir(s.path(got))); err != nil {
 		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	return got, n, nil
@@ -136,24 +139,71 @@ func (s *DirStore) Delete(_ context.Context, d Digest) error {
 	return nil
 }
 
-// copyLimited copies r to w, failing with ErrTooLarge beyond limit bytes
-// (limit <= 0: no limit) and when ctx ends.
-func copyLimited(ctx context.Context, w io.Writer, r io.Reader, limit int64) (int64, error) {
-	buf := make([]byte, 256<<10)
-	var n int64
+// Uploads are copied through a few large buffers, and the file's write-back
+// is started every writebackStep bytes.
+const (
+	putBufferSize = 1 << 20
+	putBuffers    = 4
+	writebackStep = 8 << 20
+)
+
+// writeHashed copies r to f and returns the sha256 of what it copied,
+// failing with ErrTooLarge beyond limit bytes (limit <= 0: no limit) and
+// when ctx ends. Each buffer is hashed in a second goroutine while it is
+// written, so that sha256 does not add to the copy's time.
+func writeHashed(ctx context.Context, f *os.File, r io.Reader, limit int64) ([]byte, int64, error) {
+	if limit > 0 {
+		// One byte past the limit tells an upload over it, reading no more.
+		r = io.LimitReader(r, limit+1)
+	}
+	free := make(chan []byte, putBuffers)
+	for range putBuffers {
+		free <- make([]byte, putBufferSize)
+	}
+	full := make(chan []byte, putBuffers)
+	h := sha256.New()
+	hashed := make(chan struct{})
+	go func() {
+		for b := range full {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		close(hashed)
+	}()
+	n, err := writeBuffers(ctx, f, r, limit, free, full)
+	close(full)
+	<-hashed
+	if err != nil {
+		return nil, n, err
+	}
+	return h.Sum(nil), n, nil
+}
+
+// writeBuffers fills buffers taken from free with r and writes them to f,
+// handing each to full as well.
+func writeBuffers(ctx context.Context, f *os.File, r io.Reader, limit int64, free <-chan []byte, full chan<- []byte) (int64, error) {
+	var n, started int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			n += int64(k)
-			if limit > 0 && n > limit {
-				return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
-			}
-			if _, err := w.Write(buf[:k]); err != nil {
+		b := <-free
+		k, rerr := fill(r, b)
+		n += int64(k)
+		if limit > 0 && n > limit {
+			return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+		}
+		// The hashing goroutine and the write only read b; it comes back
+		// through free once hashed, and is refilled only after the write.
+		full <- b[:k]
+		if _, err := f.Write(b[:k]); err != nil {
+			return n, fmt.Errorf("deploy: artifact write: %w", err)
+		}
+		if n-started >= writebackStep {
+			if err := startWriteback(f, started, n-started); err != nil {
 				return n, fmt.Errorf("deploy: artifact write: %w", err)
 			}
+			started = n
 		}
 		if rerr == io.EOF {
 			return n, nil
@@ -162,6 +212,33 @@ func copyLimited(ctx context.Context, w io.Writer, r io.Reader, limit int64) (in
 			return n, fmt.Errorf("deploy: artifact read: %w", rerr)
 		}
 	}
+}
+
+// fill reads r into b until b is full or r fails, so that each write and
+// hand-over moves a whole buffer.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// syncDir syncs the directory dir, which makes a rename into it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // VerifyReader wraps r so that reading it to the end fails with an error
