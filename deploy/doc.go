@@ -85,5 +85,6 @@
 // TestDriver, the conformance suite every driver runs:
 //
 //	go test -race ./deploy/...
-//	go test -race -tags integration ./deploy/ssh/   # runs a real sshd
+//	eval "$(scripts/images)"                        # builds the SSH node image
+//	go test -race -tags integration ./deploy/ssh/   # SSH nodes in containers
 package deploy

@@ -10,23 +10,36 @@
 //	instances/<instance>/                      run.sh, config files, state, logs/
 //
 // Install streams the artifact through one SSH session into a temporary
-// directory, checks its sha256 on the host with sha256sum, unpacks a tarball,
-// and renames the directory into place only then, so a failed install leaves
-// nothing half-installed. Start writes the instance's config files and
-// run.sh and starts supervise.sh under setsid: it restarts the process with
-// backoff, detects crash loops, appends stdout and stderr to logs/ (rotated
-// at each start past 10 MiB), and on Stop sends SIGTERM to the instance's
-// process group, SIGKILL after the grace period. Instances keep running when
-// the driver closes. Ports must be fixed (a port of 0 is refused), and the
-// host needs sh, setsid, sha256sum and tar.
+// directory, hashing it here as a whole and on the host (sha256sum) piece by
+// piece while the upload goes on, refuses a stream longer than the artifact
+// (deploy.ErrTooLarge) and a tarball with an entry that would leave its
+// directory (deploy.ErrUnsafePath, found before tar runs), unpacks a
+// tarball, and renames the directory into place only then, so a failed
+// install leaves nothing half-installed. Start writes the instance's config
+// files and run.sh and starts supervise.sh under setsid: it restarts the
+// process with backoff, detects crash loops, appends stdout and stderr to
+// logs/ (rotated at each start past 10 MiB), and on Stop sends SIGTERM to
+// the instance's process group, SIGKILL after the grace period; a Stop that
+// comes while the supervisor is still starting ends it too. Instances keep
+// running when the driver closes. Ports must be fixed (a port of 0 is
+// refused), and the host needs a POSIX shell with cat, mkdir, mv, rm, chmod,
+// stat, dd, sha256sum, tar, setsid, kill and sleep (coreutils or busybox).
+//
+// Its integration tests (build tag integration) run against OpenSSH servers
+// in containers (internal/mwtest's StartSSHD; scripts/images builds the
+// image).
 package ssh
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"net"
@@ -229,12 +242,36 @@ func (d *Driver) Install(ctx context.Context, a deploy.Artifact) error {
 		_, _ = d.run(context.WithoutCancel(ctx), "rm -rf "+q(tmp), nil)
 		return d.errorf("install version %s of %s/%s: %w", a.Version, a.Project, a.App, err)
 	}
-	out, err := d.run(ctx, "mkdir -p "+q(tmp)+" && cat > "+q(tmp+"/.upload")+" && sha256sum "+q(tmp+"/.upload"), rc)
+	var body io.Reader = &sizeLimit{r: rc, size: a.Size}
+	var check func(uploadErr error) error
+	if a.Kind == deploy.KindTarball {
+		// The tarball is checked as it goes by, and one with an entry that
+		// would leave its directory stops the upload before tar sees it.
+		pr, pw := io.Pipe()
+		body = io.TeeReader(body, pw)
+		checked := make(chan error, 1)
+		go func() {
+			err := deploy.CheckTarball(pr)
+			if err == nil {
+				_, err = io.Copy(io.Discard, pr)
+			}
+			_ = pr.CloseWithError(err)
+			checked <- err
+		}()
+		check = func(uploadErr error) error {
+			_ = pw.CloseWithError(uploadErr) // nil: the checker reads EOF
+			return <-checked
+		}
+	}
+	size, err := d.upload(ctx, tmp+"/.upload", body, a.Digest)
+	if check != nil {
+		// An unsafe entry is why the upload stopped, if it did.
+		if cerr := check(err); cerr != nil && (err == nil || errors.Is(cerr, deploy.ErrUnsafePath)) {
+			return fail(cerr)
+		}
+	}
 	if err != nil {
 		return fail(err)
-	}
-	if f := strings.Fields(string(out)); len(f) == 0 || "sha256:"+f[0] != string(a.Digest) {
-		return fail(fmt.Errorf("%w: the host received %q, want %s", deploy.ErrChecksum, strings.TrimSpace(string(out)), a.Digest))
 	}
 	var place string
 	if name := artifactName(a.Kind); name != "" {
@@ -242,11 +279,140 @@ func (d *Driver) Install(ctx context.Context, a deploy.Artifact) error {
 	} else {
 		place = "tar -xzf .upload --no-same-owner && rm -f .upload"
 	}
+	// The size guards against a file changed behind the upload's back.
+	place = "[ \"$(stat -c %s .upload)\" -eq " + strconv.FormatInt(size, 10) + " ] && " + place
 	script := "cd " + q(tmp) + " && " + place + " && printf %s " + q(string(a.Digest)) + " > .installed && cd / && rm -rf " + q(vdir) + " && mv " + q(tmp) + " " + q(vdir)
 	if _, err := d.run(ctx, script, nil); err != nil {
 		return fail(err)
 	}
 	return nil
+}
+
+// piece is how much of an artifact the host hashes at a time; a multiple of
+// 1 MiB, the block size it reads the file back with.
+const piece = 32 << 20
+
+// upload writes body to the file at dst on the host (its directory is
+// created) and verifies it: the whole stream against digest here, and each
+// piece on the host, where a session of its own hashes the piece
+// (sha256sum) once the file holds it, while the upload goes on. Hashing so
+// adds to the upload's time the last piece only. Hashing the whole file
+// after the upload made it take half as long again; busybox's tee, which
+// copies a byte per system call, made one pass through tee and sha256sum
+// twenty times slower; and a session per piece cost a third of the
+// throughput. It returns the size written.
+func (d *Driver) upload(ctx context.Context, dst string, body io.Reader, digest deploy.Digest) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	var (
+		mu      sync.Mutex
+		hashErr error // the first error of a hashing session
+		// At most two hashing sessions at a time: sshd allows ten per
+		// connection by default, and other calls need theirs.
+		slots = make(chan struct{}, 2)
+	)
+	setErr := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if hashErr == nil {
+			hashErr = err
+			cancel()
+		}
+	}
+	// firstErr prefers a hashing session's error to the one it caused.
+	firstErr := func(err error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return cmp.Or(hashErr, err)
+	}
+	pr := &pieceReader{r: body, whole: sha256.New(), h: sha256.New()}
+	pr.done = func(i int, end int64, want string) error {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return firstErr(ctx.Err())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			// The piece was read here; the host may not have written it
+			// yet.
+			cmd := fmt.Sprintf("while [ \"$(stat -c %%s %s 2>/dev/null || echo 0)\" -lt %d ]; do sleep 0.05; done; dd if=%s bs=1048576 skip=%d count=%d 2>/dev/null | sha256sum",
+				q(dst), end, q(dst), i*piece>>20, piece>>20)
+			out, err := d.run(ctx, cmd, nil)
+			if err != nil {
+				setErr(err)
+				return
+			}
+			if f := strings.Fields(string(out)); len(f) == 0 || f[0] != want {
+				setErr(fmt.Errorf("%w: the host's bytes at %d MiB hash to %q, want %s", deploy.ErrChecksum, i*piece>>20, strings.TrimSpace(string(out)), want))
+			}
+		}()
+		return nil
+	}
+	if _, err := d.run(ctx, "mkdir -p "+q(path.Dir(dst))+" && cat > "+q(dst), pr); err != nil {
+		return 0, firstErr(err)
+	}
+	wg.Wait()
+	if err := firstErr(nil); err != nil {
+		return 0, err
+	}
+	if got := deploy.Digest("sha256:" + hex.EncodeToString(pr.whole.Sum(nil))); got != digest {
+		return 0, fmt.Errorf("%w: sent %s, want %s", deploy.ErrChecksum, got, digest)
+	}
+	return pr.n, nil
+}
+
+// pieceReader hashes what it reads, as a whole and by piece, and calls done
+// after each piece and after the last bytes.
+type pieceReader struct {
+	r     io.Reader
+	whole hash.Hash
+	h     hash.Hash // of the current piece
+	n     int64     // bytes read
+	i     int       // the current piece
+	done  func(i int, end int64, sum string) error
+}
+
+func (p *pieceReader) Read(b []byte) (int, error) {
+	left := piece - p.n%piece
+	if int64(len(b)) > left {
+		b = b[:left]
+	}
+	n, err := p.r.Read(b)
+	p.whole.Write(b[:n])
+	p.h.Write(b[:n])
+	p.n += int64(n)
+	if p.n%piece == 0 && n > 0 || err == io.EOF && p.n%piece != 0 {
+		if derr := p.done(p.i, p.n, hex.EncodeToString(p.h.Sum(nil))); derr != nil {
+			return n, derr
+		}
+		p.i++
+		p.h.Reset()
+	}
+	return n, err
+}
+
+// sizeLimit fails a read past size bytes (size <= 0: no limit), so that a
+// stream longer than its artifact fills no disk on the host.
+type sizeLimit struct {
+	r    io.Reader
+	size int64
+	n    int64
+}
+
+func (l *sizeLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	if l.size > 0 && l.n > l.size {
+		return n, fmt.Errorf("%w: more than the artifact's %d bytes", deploy.ErrTooLarge, l.size)
+	}
+	return n, err
 }
 
 // ensureSupervisor uploads supervise.sh once per connection.
@@ -256,8 +422,8 @@ func (d *Driver) ensureSupervisor(ctx context.Context) error {
 	if d.installed {
 		return nil
 	}
-	bin := path.Join(d.root, "bin")
-	if _, err := d.run(ctx, "mkdir -p "+q(bin)+" && cat > "+q(bin+"/supervise.sh.tmp")+" && mv "+q(bin+"/supervise.sh.tmp")+" "+q(bin+"/supervise.sh"), bytes.NewReader(superviseScript)); err != nil {
+	sup := d.supervisor()
+	if _, err := d.run(ctx, "mkdir -p "+q(path.Dir(sup))+" && cat > "+q(sup+".tmp")+" && mv "+q(sup+".tmp")+" "+q(sup), bytes.NewReader(superviseScript)); err != nil {
 		return err
 	}
 	d.installed = true
@@ -326,13 +492,7 @@ func (d *Driver) Start(ctx context.Context, spec deploy.InstanceSpec) (deploy.In
 			return deploy.InstanceStatus{}, d.errorf("start instance %s: write %s: %w", spec.ID, f.Path, err)
 		}
 	}
-	r := spec.App.Restart.Resolved()
-	// Only setsid goes to the background, with no descriptor of the
-	// session, or the session would wait for it.
-	start := fmt.Sprintf("cd %s || exit 1; rm -f state last_exit; setsid sh %s run %s %d %d %d %d %d </dev/null >/dev/null 2>&1 &",
-		q(dir), q(path.Join(d.root, "bin", "supervise.sh")), q(dir),
-		seconds(time.Duration(r.BackoffMin)), seconds(time.Duration(r.BackoffMax)), r.MaxRestarts, seconds(time.Duration(r.Window)), 10<<20)
-	if _, err := d.run(ctx, start, nil); err != nil {
+	if _, err := d.run(ctx, d.launchCommand(dir, spec.App.Restart.Resolved()), nil); err != nil {
 		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w", spec.ID, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -352,11 +512,33 @@ func (d *Driver) Start(ctx context.Context, spec deploy.InstanceSpec) (deploy.In
 	}
 }
 
+// launchCommand starts the supervisor of the instance in dir in the
+// background and records its PID in sup.pid before it returns, so that a
+// stop coming at any time after finds it (see supervise.sh). Only setsid
+// goes to the background, with no descriptor of the session, or the session
+// would wait for it; it is never a process group leader there, so it runs
+// setsid(2) itself, without forking, and $! is the supervisor's PID.
+func (d *Driver) launchCommand(dir string, r deploy.RestartPolicy) string {
+	return fmt.Sprintf("cd %s || exit 1; rm -f state last_exit stopping sup.pid; setsid sh %s run %s %d %d %d %d %d </dev/null >/dev/null 2>&1 & echo $! >sup.pid.new && mv -f sup.pid.new sup.pid",
+		q(dir), q(d.supervisor()), q(dir),
+		seconds(time.Duration(r.BackoffMin)), seconds(time.Duration(r.BackoffMax)), r.MaxRestarts, seconds(time.Duration(r.Window)), 10<<20)
+}
+
+// stopCommand stops the instance in dir, waiting grace before SIGKILL.
+func (d *Driver) stopCommand(dir string, grace time.Duration) string {
+	return "[ -d " + q(dir) + " ] || exit 0; sh " + q(d.supervisor()) + " stop " + q(dir) + " " + strconv.Itoa(seconds(grace))
+}
+
+func (d *Driver) supervisor() string { return path.Join(d.root, "bin", "supervise.sh") }
+
 // Status implements deploy.NodeDriver.
 func (d *Driver) Status(ctx context.Context, id string) (deploy.InstanceStatus, error) {
 	dir := d.instDir(id)
-	script := "cd " + q(dir) + " 2>/dev/null || exit 0; echo exists=1; for f in state pid restarts last_exit version; do printf '%s=' $f; head -c 300 $f 2>/dev/null | tr -d '\\n'; echo; done; " +
+	// Whether the supervisor is alive is asked before its state is read:
+	// one that has ended wrote its last state before it went.
+	script := "cd " + q(dir) + " 2>/dev/null || exit 0; echo exists=1; " +
 		"if [ -f sup.pid ] && kill -0 \"$(cat sup.pid)\" 2>/dev/null; then echo alive=1; fi; " +
+		"for f in state pid restarts last_exit version; do printf '%s=' $f; head -c 300 $f 2>/dev/null | tr -d '\\n'; echo; done; " +
 		"sed 's/^/port./' ports 2>/dev/null"
 	out, err := d.run(ctx, script, nil)
 	if err != nil {
@@ -395,9 +577,7 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	if err := d.ensureSupervisor(ctx); err != nil {
 		return err
 	}
-	dir := d.instDir(id)
-	cmd := "[ -d " + q(dir) + " ] || exit 0; sh " + q(path.Join(d.root, "bin", "supervise.sh")) + " stop " + q(dir) + " " + strconv.Itoa(seconds(grace))
-	if _, err := d.run(ctx, cmd, nil); err != nil {
+	if _, err := d.run(ctx, d.stopCommand(d.instDir(id), grace), nil); err != nil {
 		return d.errorf("stop instance %s: %w", id, err)
 	}
 	return nil

@@ -1,6 +1,6 @@
-// Package mwtest runs real middleware for integration tests: Redis and a
-// Kafka-protocol broker in Docker containers, placed in two data centers
-// whose link a test can cut.
+// Package mwtest runs real middleware for integration tests: Redis, a
+// Kafka-protocol broker and SSH nodes in Docker containers, placed in two
+// data centers whose link a test can cut.
 //
 // # Running the suites
 //
@@ -10,17 +10,21 @@
 //	scripts/images                           # build the local images (idempotent, ~1 s when built)
 //	go test -tags integration -race ./...    # unit and integration tests
 //
-// scripts/images builds two images from what a machine without a container
+// scripts/images builds three images from what a machine without a container
 // registry can install: shuanghuo/redis:7-debian, Debian's Redis server on an
-// empty root, and shuanghuo/kfake:latest, franz-go's kfake. kfake is an
-// in-memory Kafka-protocol broker, not Apache Kafka: a report of results
-// obtained with it must say so. A test log names the images a rig runs.
+// empty root; shuanghuo/kfake:latest, franz-go's kfake; and
+// shuanghuo/sshd:debian, Debian's OpenSSH server and busybox on an empty
+// root. kfake is an in-memory Kafka-protocol broker, not Apache Kafka: a
+// report of results obtained with it must say so. A test log names the
+// images a rig runs.
 //
 // Images are chosen per Rig, first match wins: Config.RedisImage and
 // Config.KafkaImage; the environment variables SHUANGHUO_REDIS_IMAGE and
 // SHUANGHUO_KAFKA_IMAGE (scripts/images prints export lines for them); the
 // local shuanghuo images if they exist; the official redis:7 and
-// apache/kafka:3.9.0, which Docker pulls on first use.
+// apache/kafka:3.9.0, which Docker pulls on first use. The SSH node image
+// (Config.SSHDImage, SHUANGHUO_SSHD_IMAGE) has no official fallback: without
+// scripts/images, StartSSHD fails and says so.
 //
 // Where no Docker daemon answers, Require, NewTestRig and Main skip the tests,
 // unless the environment variable CI is true: then they fail, since CI is
@@ -50,6 +54,17 @@
 // A Kafka-protocol broker advertises its host address, so only clients in
 // the test process can use it, and CutLink does not disturb them; see
 // StartKafka.
+//
+// An SSH node (StartSSHD) lets root in with the keys it is given (NewSSHKey
+// makes them) and offers a busybox shell. The test process reaches it, and
+// whatever listens in it, at the container's address on its center's
+// network (Service.IP), through the Linux bridge, without publishing ports:
+//
+//	hostKey, _ := mwtest.NewSSHKey()
+//	client, _ := mwtest.NewSSHKey()
+//	node, err := rig.StartSSHD(ctx, mwtest.CenterA, mwtest.SSHDOptions{HostKey: hostKey.PEM, AuthorizedKeys: client.AuthorizedKey})
+//	ip, _ := node.IP(ctx)
+//	// ssh root@ip with client.PEM; known_hosts: knownhosts.Line([]string{ip.String()}, hostKey.Signer.PublicKey())
 //
 // # Lifecycle and sharing
 //

@@ -1,6 +1,7 @@
 package mwtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,7 @@ const link = "link"
 const (
 	localRedisImage    = "shuanghuo/redis:7-debian"
 	localKafkaImage    = "shuanghuo/kfake:latest"
+	localSSHDImage     = "shuanghuo/sshd:debian"
 	officialRedisImage = "redis:7"
 	officialKafkaImage = "apache/kafka:3.9.0"
 )
@@ -57,8 +59,15 @@ type Config struct {
 	// builds it), else apache/kafka:3.9.0.
 	KafkaImage string
 
+	// SSHDImage is the image StartSSHD runs. Default: the
+	// SHUANGHUO_SSHD_IMAGE environment variable; if that is empty,
+	// shuanghuo/sshd:debian, which scripts/images builds (there is no
+	// official image to fall back on).
+	SSHDImage string
+
 	// StartTimeout bounds how long a service may take to answer once its
-	// container has started, in StartRedis, StartKafka and Service.Start.
+	// container has started, in StartRedis, StartKafka, StartSSHD and
+	// Service.Start.
 	// Default: 60s.
 	StartTimeout time.Duration
 }
@@ -108,6 +117,7 @@ func NewRig(ctx context.Context, cfg Config) (*Rig, error) {
 	}
 	cfg.RedisImage = resolveImage(ctx, docker, cfg.RedisImage, "SHUANGHUO_REDIS_IMAGE", localRedisImage, officialRedisImage)
 	cfg.KafkaImage = resolveImage(ctx, docker, cfg.KafkaImage, "SHUANGHUO_KAFKA_IMAGE", localKafkaImage, officialKafkaImage)
+	cfg.SSHDImage = cmp.Or(cfg.SSHDImage, os.Getenv("SHUANGHUO_SSHD_IMAGE"), localSSHDImage)
 
 	r := &Rig{
 		id:     newID(),
@@ -118,7 +128,7 @@ func NewRig(ctx context.Context, cfg Config) (*Rig, error) {
 		names:  make(map[string]bool),
 		counts: make(map[string]int),
 	}
-	for _, image := range []string{cfg.RedisImage, cfg.KafkaImage} {
+	for _, image := range []string{cfg.RedisImage, cfg.KafkaImage, cfg.SSHDImage} {
 		if inspect, err := docker.ImageInspect(ctx, image); err == nil && inspect.Config != nil {
 			r.images[image] = inspect.Config.Labels["org.opencontainers.image.description"]
 		}
@@ -249,7 +259,7 @@ func (r *Rig) describe() string {
 		}
 		return fmt.Sprintf("mwtest: %s image %s", kind, image)
 	}
-	return line("redis", r.cfg.RedisImage) + "\n" + line("kafka", r.cfg.KafkaImage)
+	return line("redis", r.cfg.RedisImage) + "\n" + line("kafka", r.cfg.KafkaImage) + "\n" + line("sshd", r.cfg.SSHDImage)
 }
 
 func (r *Rig) snapshot() []*Service {
@@ -264,9 +274,9 @@ func (r *Rig) labels() map[string]string {
 	return labels
 }
 
-// serviceSpec is what StartRedis and StartKafka tell start.
+// serviceSpec is what StartRedis, StartKafka and StartSSHD tell start.
 type serviceSpec struct {
-	kind   string // "redis" or "kafka"
+	kind   string // "redis", "kafka" or "sshd"
 	center string
 	name   string // "" for the next default name
 	image  string

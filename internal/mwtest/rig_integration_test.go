@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/shuanghuo/shuanghuo/internal/mwtest"
 )
@@ -199,5 +201,57 @@ func TestStartReportsExit(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestSSHD logs in to an SSH node at its center address and its host port,
+// with the host key verified, and finds the utilities deploy/ssh runs there.
+func TestSSHD(t *testing.T) {
+	rig := mwtest.NewTestRig(t, mwtest.Config{})
+	ctx := t.Context()
+	hostKey, err := mwtest.NewSSHKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := mwtest.NewSSHKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rig.StartSSHD(ctx, mwtest.CenterA, mwtest.SSHDOptions{HostKey: hostKey.PEM, AuthorizedKeys: client.AuthorizedKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, err := s.IP(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr string, key ssh.Signer) (*ssh.Client, error) {
+		return ssh.Dial("tcp", addr, &ssh.ClientConfig{
+			User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
+			HostKeyCallback: ssh.FixedHostKey(hostKey.Signer.PublicKey()), Timeout: 10 * time.Second,
+		})
+	}
+	for _, addr := range []string{netip.AddrPortFrom(ip, 22).String(), s.HostAddr} {
+		c, err := dial(addr, client.Signer)
+		if err != nil {
+			t.Fatalf("log in to %v at %s: %v", s, addr, err)
+		}
+		sess, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := sess.CombinedOutput(`id -un; for c in sh cat mkdir mv rm chmod mkfifo sha256sum tar gzip setsid kill sleep date ps head tr sed wc touch; do command -v $c >/dev/null || echo "missing $c"; done`)
+		c.Close()
+		if err != nil || strings.TrimSpace(string(out)) != "root" {
+			t.Fatalf("on %v at %s: %q, %v; want root and no missing utility", s, addr, out, err)
+		}
+	}
+	other, err := mwtest.NewSSHKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dial(s.HostAddr, other.Signer); err == nil {
+		c.Close()
+		t.Fatalf("%v let in a key it was not given", s)
 	}
 }

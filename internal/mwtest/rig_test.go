@@ -206,6 +206,19 @@ func TestStartRejectsBadArguments(t *testing.T) {
 	if _, err := r.StartKafka(ctx, CenterA, KafkaOptions{Partitions: -1}); err == nil || !strings.Contains(err.Error(), "Partitions") {
 		t.Errorf("negative partitions: err = %v", err)
 	}
+	key, err := NewSSHKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.StartSSHD(ctx, CenterA, SSHDOptions{AuthorizedKeys: key.AuthorizedKey}); err == nil || !strings.Contains(err.Error(), "HostKey") {
+		t.Errorf("no host key: err = %v", err)
+	}
+	if _, err := r.StartSSHD(ctx, CenterA, SSHDOptions{HostKey: key.PEM}); err == nil || !strings.Contains(err.Error(), "AuthorizedKeys") {
+		t.Errorf("no authorized key: err = %v", err)
+	}
+	if _, err := r.StartSSHD(ctx, CenterA, SSHDOptions{HostKey: key.PEM, AuthorizedKeys: []byte("ssh-ed25519 garbage\n")}); err == nil || !strings.Contains(err.Error(), "AuthorizedKeys") {
+		t.Errorf("bad authorized key: err = %v", err)
+	}
 	if _, err := NewRig(ctx, Config{StartTimeout: -time.Second}); err == nil || !strings.Contains(err.Error(), "StartTimeout") {
 		t.Errorf("negative StartTimeout: err = %v", err)
 	}

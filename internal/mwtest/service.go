@@ -11,12 +11,12 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 )
 
-// Service is one middleware container of a Rig, started by StartRedis or
-// StartKafka. Its fields are set once and only read afterwards; its methods
-// may be called from several goroutines, but stopping and starting the same
-// service at once has no defined outcome.
+// Service is one middleware container of a Rig, started by StartRedis,
+// StartKafka or StartSSHD. Its fields are set once and only read afterwards;
+// its methods may be called from several goroutines, but stopping and
+// starting the same service at once has no defined outcome.
 type Service struct {
-	// Kind is "redis" or "kafka".
+	// Kind is "redis", "kafka" or "sshd".
 	Kind string
 	// Center is the center the service runs in: CenterA or CenterB.
 	Center string
