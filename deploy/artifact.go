@@ -79,8 +79,7 @@ func NewDirStore(dir string) (*DirStore, error) {
 
 func (s *DirStore) path(d Digest) string { return filepath.Join(s.dir, "sha256", d.Hex()) }
 
-// Put implements ArtifactStore. When it succeeds, the artifact is on disk:
-// the file and the directory it was renamed into are synced.
+// Put implements ArtifactStore.
 func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int64) (Digest, int64, error) {
 	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "upload-*")
 	if err != nil {
@@ -90,11 +89,12 @@ func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int6
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	sum, n, err := writeHashed(ctx, f, r, limit)
+	h := sha256.New()
+	n, err := copyLimited(ctx, io.MultiWriter(f, h), r, limit)
 	if err != nil {
 		return "", n, err
 	}
-	got := Digest("sha256:" + hex.EncodeToString(sum))
+	got := Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
 	if want != "" && got != want {
 		return "", n, fmt.Errorf("%w: upload has %s, want %s", ErrChecksum, got, want)
 	}
@@ -107,10 +107,24 @@ func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int6
 	if err := os.Rename(f.Name(), s.path(got)); err != nil {
 		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
+	// The rename is durable once the directory is synced.
 	if err := syncDir(filepath.Dir(s.path(got))); err != nil {
 		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	return got, n, nil
+}
+
+// syncDir syncs the directory dir, which makes a rename into it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Open implements ArtifactStore.
@@ -139,71 +153,24 @@ func (s *DirStore) Delete(_ context.Context, d Digest) error {
 	return nil
 }
 
-// Uploads are copied through a few large buffers, and the file's write-back
-// is started every writebackStep bytes.
-const (
-	putBufferSize = 1 << 20
-	putBuffers    = 4
-	writebackStep = 8 << 20
-)
-
-// writeHashed copies r to f and returns the sha256 of what it copied,
-// failing with ErrTooLarge beyond limit bytes (limit <= 0: no limit) and
-// when ctx ends. Each buffer is hashed in a second goroutine while it is
-// written, so that sha256 does not add to the copy's time.
-func writeHashed(ctx context.Context, f *os.File, r io.Reader, limit int64) ([]byte, int64, error) {
-	if limit > 0 {
-		// One byte past the limit tells an upload over it, reading no more.
-		r = io.LimitReader(r, limit+1)
-	}
-	free := make(chan []byte, putBuffers)
-	for range putBuffers {
-		free <- make([]byte, putBufferSize)
-	}
-	full := make(chan []byte, putBuffers)
-	h := sha256.New()
-	hashed := make(chan struct{})
-	go func() {
-		for b := range full {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-		close(hashed)
-	}()
-	n, err := writeBuffers(ctx, f, r, limit, free, full)
-	close(full)
-	<-hashed
-	if err != nil {
-		return nil, n, err
-	}
-	return h.Sum(nil), n, nil
-}
-
-// writeBuffers fills buffers taken from free with r and writes them to f,
-// handing each to full as well.
-func writeBuffers(ctx context.Context, f *os.File, r io.Reader, limit int64, free <-chan []byte, full chan<- []byte) (int64, error) {
-	var n, started int64
+// copyLimited copies r to w, failing with ErrTooLarge beyond limit bytes
+// (limit <= 0: no limit) and when ctx ends.
+func copyLimited(ctx context.Context, w io.Writer, r io.Reader, limit int64) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		b := <-free
-		k, rerr := fill(r, b)
-		n += int64(k)
-		if limit > 0 && n > limit {
-			return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
-		}
-		// The hashing goroutine and the write only read b; it comes back
-		// through free once hashed, and is refilled only after the write.
-		full <- b[:k]
-		if _, err := f.Write(b[:k]); err != nil {
-			return n, fmt.Errorf("deploy: artifact write: %w", err)
-		}
-		if n-started >= writebackStep {
-			if err := startWriteback(f, started, n-started); err != nil {
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			n += int64(k)
+			if limit > 0 && n > limit {
+				return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+			}
+			if _, err := w.Write(buf[:k]); err != nil {
 				return n, fmt.Errorf("deploy: artifact write: %w", err)
 			}
-			started = n
 		}
 		if rerr == io.EOF {
 			return n, nil
@@ -212,33 +179,6 @@ func writeBuffers(ctx context.Context, f *os.File, r io.Reader, limit int64, fre
 			return n, fmt.Errorf("deploy: artifact read: %w", rerr)
 		}
 	}
-}
-
-// fill reads r into b until b is full or r fails, so that each write and
-// hand-over moves a whole buffer.
-func fill(r io.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := r.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// syncDir syncs the directory dir, which makes a rename into it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // VerifyReader wraps r so that reading it to the end fails with an error
