@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/shuanghuo/shuanghuo/internal/names"
 )
 
 // ChangeKind says what a Change changes.
@@ -220,15 +222,15 @@ func (c *Change) Validate() error {
 	if c.Time.IsZero() {
 		bad("time is required")
 	}
-	if !validName(c.Project) {
+	if !names.Valid(c.Project) {
 		bad("project %q is not a name (lower-case letters, digits, '-', '_', at most 63)", c.Project)
 	}
-	if !validName(c.App) {
+	if !names.Valid(c.App) {
 		bad("app %q is not a name (lower-case letters, digits, '-', '_', at most 63)", c.App)
 	}
 	switch c.Kind {
 	case KindRelease:
-		if !validVersionName(c.Version) {
+		if !names.ValidVersion(c.Version) {
 			bad("version %q is not a version name (letters, digits, '.', '-', '_', '+', at most 64)", c.Version)
 		}
 		if !validDigest(c.Digest) {
@@ -244,7 +246,7 @@ func (c *Change) Validate() error {
 			bad("at most %d nodes, got %d", MaxNodes, len(c.Nodes))
 		}
 		for i, n := range c.Nodes {
-			if !validName(n) {
+			if !names.Valid(n) {
 				bad("nodes[%d] %q is not a name", i, n)
 			}
 		}
@@ -283,41 +285,6 @@ func validDigest(s string) bool {
 	}
 	for _, r := range h {
 		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// validName reports whether s is a project, app or node name: lower-case
-// letters, digits, '-' and '_', starting with a letter or digit; the rule of
-// package deploy.
-func validName(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case (r == '-' || r == '_') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validVersionName reports whether s may name a version, by the rule of
-// package deploy.
-func validVersionName(s string) bool {
-	if s == "" || len(s) > 64 || strings.HasPrefix(s, ".") {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case r == '.' || r == '-' || r == '_' || r == '+':
-		default:
 			return false
 		}
 	}

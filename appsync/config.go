@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shuanghuo/shuanghuo/internal/jsontime"
+	"github.com/shuanghuo/shuanghuo/internal/names"
 )
 
 // TaskKind says which changes a sync task (同步任务) applies.
@@ -143,12 +144,12 @@ func (c *TaskConfig) Validate() error {
 		v.add("config", fmt.Sprintf("is the policy of config tasks, and kind is %q", c.Kind))
 	}
 	for src, dst := range c.Version.Nodes {
-		if !validName(src) || !validName(dst) {
+		if !names.Valid(src) || !names.Valid(dst) {
 			v.add("version.nodes", fmt.Sprintf("%q: %q is not a pair of node names", src, dst))
 		}
 	}
 	for i, a := range c.Config.Apps {
-		if !validName(a) {
+		if !names.Valid(a) {
 			v.add(fmt.Sprintf("config.apps[%d]", i), fmt.Sprintf("%q is not an app name", a))
 		}
 	}
@@ -248,7 +249,7 @@ func (b *Binding) Validate() error {
 		v.add("id", "must hold only letters, digits, '.', '-' and '_'")
 	}
 	for path, s := range map[string]string{"source": b.Source, "target": b.Target} {
-		if s != "" && !validName(s) {
+		if s != "" && !names.Valid(s) {
 			v.add(path, fmt.Sprintf("%q is not a name (lower-case letters, digits, '-', '_', at most 63)", s))
 		}
 	}

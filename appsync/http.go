@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/names"
 )
 
 // ChecksumHeader carries an artifact's sha256, in hex, in the feed protocol.
@@ -129,7 +131,7 @@ type wirePage struct {
 
 func (h *feedHandler) artifact(w http.ResponseWriter, r *http.Request, p string) {
 	parts := strings.Split(p, "/")
-	if len(parts) != 3 || !validName(parts[0]) || !validName(parts[1]) || !validVersionName(parts[2]) {
+	if len(parts) != 3 || !names.Valid(parts[0]) || !names.Valid(parts[1]) || !names.ValidVersion(parts[2]) {
 		writeFeedError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("want artifacts/{project}/{app}/{version} with valid names, got %q", p))
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/names"
 )
 
 // task is one sync task of an Engine: a goroutine that reads its Source's
@@ -471,7 +473,7 @@ func (t *task) process(en entry, last int64) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("appsync: task %s: map project %s of change %d: %w", t.cfg.ID, c.Project, c.Seq, err)
 	}
-	if !validName(target) {
+	if !names.Valid(target) {
 		return result{}, fmt.Errorf("appsync: task %s: project %s of change %d maps to %q, not a project name", t.cfg.ID, c.Project, c.Seq, target)
 	}
 	t.mu.Lock()

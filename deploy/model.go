@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"strings"
 	"time"
 )
 
@@ -192,38 +191,4 @@ type Event struct {
 	Nodes      []string       `json:"nodes"`
 	Deployment string         `json:"deployment"`
 	Type       DeploymentType `json:"type"`
-}
-
-// validName reports whether s is a project, app or node name: lower-case
-// letters, digits, '-' and '_', starting with a letter or digit. Names end
-// up in paths and instance IDs, so nothing else is allowed.
-func validName(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case (r == '-' || r == '_') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validVersionName reports whether s may name a version.
-func validVersionName(s string) bool {
-	if s == "" || len(s) > 64 || strings.HasPrefix(s, ".") {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case r == '.' || r == '-' || r == '_' || r == '+':
-		default:
-			return false
-		}
-	}
-	return true
 }

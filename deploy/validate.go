@@ -3,25 +3,15 @@ package deploy
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"text/template"
 
-	"github.com/go-playground/validator/v10"
-
+	"github.com/shuanghuo/shuanghuo/internal/names"
 	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
-// structValidator is built once: it caches struct metadata, is safe for
-// concurrent use and holds no configuration of its own.
-var structValidator = sync.OnceValue(func() *validator.Validate { return validate.New("json") })
-
 // tagErrors adds to v the failures of s's struct tags.
 func tagErrors(v *ValidationError, s any) {
-	fields, err := validate.Fields(structValidator(), s)
-	if err != nil {
-		v.Add("", err.Error())
-	}
-	for path, msg := range fields {
+	for path, msg := range validate.Struct(s) {
 		v.Add(path, msg)
 	}
 }
@@ -33,10 +23,10 @@ const nameRule = "must be lower-case letters, digits, '-' and '_', starting with
 func (c *AppConfig) Validate() error {
 	v := &ValidationError{}
 	tagErrors(v, c)
-	if c.Project != "" && !validName(c.Project) {
+	if c.Project != "" && !names.Valid(c.Project) {
 		v.Add("project", nameRule)
 	}
-	if c.Name != "" && !validName(c.Name) {
+	if c.Name != "" && !names.Valid(c.Name) {
 		v.Add("name", nameRule)
 	}
 	switch c.Kind {
@@ -118,7 +108,7 @@ func (c *AppConfig) Validate() error {
 func (c *NodeConfig) Validate() error {
 	v := &ValidationError{}
 	tagErrors(v, c)
-	if c.Name != "" && !validName(c.Name) {
+	if c.Name != "" && !names.Valid(c.Name) {
 		v.Add("name", nameRule)
 	}
 	switch c.Driver {
@@ -143,7 +133,7 @@ func (c *NodeConfig) Validate() error {
 func (c *VersionConfig) Validate() error {
 	v := &ValidationError{}
 	tagErrors(v, c)
-	if c.Name != "" && !validVersionName(c.Name) {
+	if c.Name != "" && !names.ValidVersion(c.Name) {
 		v.Add("name", "must be letters, digits, '.', '-', '_' and '+', not starting with '.', at most 64 characters")
 	}
 	if c.Digest != "" {

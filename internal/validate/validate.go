@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -33,6 +34,20 @@ func New(tag string) *validator.Validate {
 		return name
 	})
 	return v
+}
+
+// jsonValidator is built once: it caches struct metadata, is safe for concurrent use and
+// holds no configuration of its own.
+var jsonValidator = sync.OnceValue(func() *validator.Validate { return New("json") })
+
+// Struct checks s's struct tags, fields named by their JSON keys, and returns the failures
+// keyed by path (nil when there is none); s not being a struct is reported under "".
+func Struct(s any) map[string]string {
+	fields, err := Fields(jsonValidator(), s)
+	if err != nil {
+		Add(&fields, "", err.Error())
+	}
+	return fields
 }
 
 // label accepts a display name a person typed (Chinese included): no control characters

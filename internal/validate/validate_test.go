@@ -48,3 +48,18 @@ func TestDescribeAndAdd(t *testing.T) {
 	Add(&fields, "b.addr", "must differ")
 	require.Equal(t, "dr: invalid: a: too long; b.addr: is required; must differ", Describe("dr: invalid", fields))
 }
+
+func TestStruct(t *testing.T) {
+	type spec struct {
+		Name string `json:"name" validate:"required"`
+	}
+	if got := Struct(&spec{Name: "x"}); got != nil {
+		t.Fatalf("valid: %v", got)
+	}
+	if got := Struct(&spec{}); got["name"] == "" || len(got) != 1 {
+		t.Fatalf("missing name: %v", got)
+	}
+	if got := Struct(42); got[""] == "" {
+		t.Fatalf("not a struct: %v", got)
+	}
+}
