@@ -21,7 +21,9 @@ type Traffic interface {
 	// balancer does not know is not an error.
 	Drain(ctx context.Context, inst Instance) error
 	// Undrain sends requests to the instance again, adding it where it
-	// belongs if the load balancer does not know it yet.
+	// belongs if the load balancer does not know it yet, and returns once
+	// the load balancer sends it requests (its own checks passed), so that a
+	// rollout takes no further instance out before this one is back in.
 	Undrain(ctx context.Context, inst Instance) error
 }
 

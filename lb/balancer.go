@@ -460,6 +460,32 @@ func (b *Balancer) Undrain(group, server string) error {
 	return nil
 }
 
+// WaitUp waits until the server takes requests again — its health checks passed and it is
+// not draining — or ctx ends. A rolling upgrade calls it after Undrain, so that it does not
+// take the next servers out while the new one is not yet back in: otherwise a fast rollout
+// outruns the checks' rise and leaves the group with no server up.
+func (b *Balancer) WaitUp(ctx context.Context, group, server string) error {
+	srv, err := b.lookup(group, server)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		srv.mu.Lock()
+		up := srv.up && !srv.draining
+		srv.mu.Unlock()
+		if up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lb: wait for %s/%s to be up: %w", group, server, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // Close stops the balancer: listeners stop accepting, idle connections
 // close, requests in flight finish until ctx ends and are cut then (Close
 // then returns ctx's error). Health checks stop, subscriptions close and

@@ -16,6 +16,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -543,5 +545,45 @@ func TestCloseIsGraceful(t *testing.T) {
 	}
 	if _, err := b.Apply(t.Context(), cfg); !errors.Is(err, ErrClosed) {
 		t.Errorf("Apply after Close: %v", err)
+	}
+}
+
+// WaitUp returns once a server that went down is back up, and not before its checks passed.
+func TestWaitUp(t *testing.T) {
+	up := atomic.Bool{}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer backend.Close()
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(backend.URL, "http://"))
+	p, _ := strconv.Atoi(port)
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	if _, err := b.Apply(context.Background(), BalancerConfig{Name: "w", Address: "127.0.0.1",
+		Listeners: []Listener{{Name: "web", Port: freePort(t), Protocol: ProtocolHTTP, DefaultGroup: "g"}},
+		Groups: []ServerGroup{{Name: "g", Servers: []Server{{Name: "s", Address: host, Port: p, Weight: 1}},
+			HealthCheck: &HealthCheck{Type: CheckHTTP, Path: "/", Interval: Duration(20 * time.Millisecond), Rise: 2, Fall: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the failing server down", func() bool { return serverState(b, "g", "s") == StateDown })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := b.WaitUp(ctx, "g", "s"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a server failing its checks: %v", err)
+	}
+	up.Store(true)
+	if err := b.WaitUp(context.Background(), "g", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if serverState(b, "g", "s") != StateUp {
+		t.Fatal("WaitUp returned before the server was up")
+	}
+	if err := b.WaitUp(context.Background(), "g", "nope"); err == nil {
+		t.Fatal("an unknown server")
 	}
 }

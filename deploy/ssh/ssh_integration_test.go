@@ -195,8 +195,11 @@ func (l lbTraffic) Drain(ctx context.Context, inst deploy.Instance) error {
 	return l.b.Drain(ctx, l.group, inst.Addr, time.Now().Add(5*time.Second))
 }
 
-func (l lbTraffic) Undrain(_ context.Context, inst deploy.Instance) error {
-	return l.b.Undrain(l.group, inst.Addr)
+func (l lbTraffic) Undrain(ctx context.Context, inst deploy.Instance) error {
+	if err := l.b.Undrain(l.group, inst.Addr); err != nil {
+		return err
+	}
+	return l.b.WaitUp(ctx, l.group, inst.Addr)
 }
 
 // load sends GET / through the balancer from two clients until stopped,

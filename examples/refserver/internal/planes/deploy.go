@@ -544,12 +544,21 @@ func (t deployTraffic) Drain(ctx context.Context, inst deploy.Instance) error {
 	return b.Drain(ctx, group, server, time.Now().Add(drainGrace))
 }
 
-func (t deployTraffic) Undrain(_ context.Context, inst deploy.Instance) error {
+// undrainWait bounds how long a rollout waits for the balancer to see an undrained instance
+// up (its own checks' rise); past it the step fails rather than go on with fewer servers.
+const undrainWait = 30 * time.Second
+
+func (t deployTraffic) Undrain(ctx context.Context, inst deploy.Instance) error {
 	b, group, server, ok := t.p.lbServer(inst)
 	if !ok {
 		return nil
 	}
-	return b.Undrain(group, server)
+	if err := b.Undrain(group, server); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, undrainWait)
+	defer cancel()
+	return b.WaitUp(ctx, group, server)
 }
 
 // lbServer finds the balancer server of an instance: in the server group its app names, the
