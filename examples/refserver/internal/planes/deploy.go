@@ -38,7 +38,8 @@ import (
 //	                       "project", plus optional "balancer" (a balancer resource ID of the
 //	                       same team) and "group" (its server group): a rolling upgrade then
 //	                       drains each instance from that group (matched by address:port)
-//	                       before stopping it, and undrains it once healthy.
+//	                       before stopping it, and undrains it once healthy (going on once the
+//	                       balancer sends it requests again).
 //	/api/v1/deploy/nodes   a node: "local" (processes on this host, in a directory the server
 //	                       chooses under its data directory) or "ssh" (a Linux host).
 //
