@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"errors"
-	"sort"
-	"strings"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // Sentinel errors. Errors returned by the package wrap one of these and
@@ -109,60 +109,8 @@ type ErrorDetail struct {
 }
 
 // FieldError is one rejected field of a config.
-type FieldError struct {
-	// Field is the JSON path of the field, e.g. "consumers[0].app_key".
-	Field string `json:"field"`
-	// Message says what is wrong.
-	Message string `json:"message"`
-}
+type FieldError = validate.FieldError
 
-// ValidationError lists every field error of a rejected config. It wraps
-// ErrInvalidConfig. A REST API can answer with Fields() as
-// {"error":{"fields":{...}}}.
-type ValidationError struct {
-	Errors []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	var b strings.Builder
-	b.WriteString(ErrInvalidConfig.Error())
-	for i, f := range e.Errors {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(f.Field)
-		b.WriteString(": ")
-		b.WriteString(f.Message)
-	}
-	return b.String()
-}
-
-// Unwrap returns ErrInvalidConfig.
-func (e *ValidationError) Unwrap() error { return ErrInvalidConfig }
-
-// Fields maps each field path to its messages joined by "; ".
-func (e *ValidationError) Fields() map[string]string {
-	m := make(map[string]string, len(e.Errors))
-	for _, f := range e.Errors {
-		if prev, ok := m[f.Field]; ok {
-			m[f.Field] = prev + "; " + f.Message
-			continue
-		}
-		m[f.Field] = f.Message
-	}
-	return m
-}
-
-func (e *ValidationError) add(field, msg string) {
-	e.Errors = append(e.Errors, FieldError{Field: field, Message: msg})
-}
-
-func (e *ValidationError) err() error {
-	if len(e.Errors) == 0 {
-		return nil
-	}
-	sort.SliceStable(e.Errors, func(i, j int) bool { return e.Errors[i].Field < e.Errors[j].Field })
-	return e
-}
+// ValidationError lists every field error of a rejected config, sorted by field. It wraps
+// ErrInvalidConfig. A REST API can answer with Fields() as {"error":{"fields":{...}}}.
+type ValidationError = validate.List

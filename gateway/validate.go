@@ -27,13 +27,13 @@ func structValidator() *validator.Validate {
 // Validate checks the whole config and returns a *ValidationError listing
 // every wrong field by its JSON path, or nil. Apply runs the same checks.
 func (c *Config) Validate() error {
-	v := &ValidationError{}
+	v := &ValidationError{Cause: ErrInvalidConfig}
 	fields, err := validate.Fields(structValidator(), c)
 	if err != nil {
 		return fmt.Errorf("gateway: validate: %w", err)
 	}
 	for f, msg := range fields {
-		v.add(f, msg)
+		v.Add(f, msg)
 	}
 
 	consumers := make(map[string]bool, len(c.Consumers))
@@ -42,24 +42,24 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("consumers[%d]", i)
 		if cs.ID != "" {
 			if !isIdent(cs.ID, ".") {
-				v.add(p+".id", "must hold only letters, digits, '-', '_' and '.'")
+				v.Add(p+".id", "must hold only letters, digits, '-', '_' and '.'")
 			}
 			if consumers[cs.ID] {
-				v.add(p+".id", fmt.Sprintf("duplicate consumer id %q", cs.ID))
+				v.Add(p+".id", fmt.Sprintf("duplicate consumer id %q", cs.ID))
 			}
 			consumers[cs.ID] = true
 		}
 		if cs.AppKey != "" {
 			if !isIdent(cs.AppKey, "") {
-				v.add(p+".app_key", "must hold only letters, digits, '-' and '_'")
+				v.Add(p+".app_key", "must hold only letters, digits, '-' and '_'")
 			}
 			if j, ok := keys[cs.AppKey]; ok {
-				v.add(p+".app_key", fmt.Sprintf("duplicate app key (also consumers[%d])", j))
+				v.Add(p+".app_key", fmt.Sprintf("duplicate app key (also consumers[%d])", j))
 			}
 			keys[cs.AppKey] = i
 		}
 		if len(cs.Secrets) == 2 && cs.Secrets[0] == cs.Secrets[1] {
-			v.add(p+".secrets", "the two secrets must differ")
+			v.Add(p+".secrets", "the two secrets must differ")
 		}
 	}
 
@@ -69,39 +69,39 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("apis[%d]", i)
 		if a.Name != "" {
 			if apis[a.Name] {
-				v.add(p+".name", fmt.Sprintf("duplicate API name %q", a.Name))
+				v.Add(p+".name", fmt.Sprintf("duplicate API name %q", a.Name))
 			}
 			apis[a.Name] = true
 		}
 		if a.Path != "" {
 			if strings.ContainsAny(a.Path, "?# \t") || strings.Contains(strings.TrimSuffix(a.Path, "/*"), "*") {
-				v.add(p+".path", "must be a path, optionally ending in /* (no query, no other *)")
+				v.Add(p+".path", "must be a path, optionally ending in /* (no query, no other *)")
 			}
 			key := a.Method + " " + a.Path
 			if j, ok := routes[key]; ok {
-				v.add(p+".path", fmt.Sprintf("method and path already served by apis[%d]", j))
+				v.Add(p+".path", fmt.Sprintf("method and path already served by apis[%d]", j))
 			}
 			routes[key] = i
 		}
 		switch {
 		case a.Upstream.Group == "" && a.Upstream.URL == "":
-			v.add(p+".upstream", "set group or url")
+			v.Add(p+".upstream", "set group or url")
 		case a.Upstream.Group != "" && a.Upstream.URL != "":
-			v.add(p+".upstream", "set group or url, not both")
+			v.Add(p+".upstream", "set group or url, not both")
 		case a.Upstream.URL != "":
 			if _, err := upstreamAddr(a.Upstream.URL); err != nil {
-				v.add(p+".upstream.url", err.Error())
+				v.Add(p+".upstream.url", err.Error())
 			}
 		}
 		if a.Timeout < 0 {
-			v.add(p+".timeout", "must not be negative")
+			v.Add(p+".timeout", "must not be negative")
 		}
 		if b := a.Breaker; b != nil {
 			if b.Window < 0 {
-				v.add(p+".breaker.window", "must not be negative")
+				v.Add(p+".breaker.window", "must not be negative")
 			}
 			if b.OpenTimeout < 0 {
-				v.add(p+".breaker.open_timeout", "must not be negative")
+				v.Add(p+".breaker.open_timeout", "must not be negative")
 			}
 		}
 	}
@@ -110,14 +110,14 @@ func (c *Config) Validate() error {
 	for i, g := range c.Grants {
 		p := fmt.Sprintf("grants[%d]", i)
 		if g.Consumer != "" && !consumers[g.Consumer] {
-			v.add(p+".consumer", fmt.Sprintf("no consumer %q", g.Consumer))
+			v.Add(p+".consumer", fmt.Sprintf("no consumer %q", g.Consumer))
 		}
 		if g.API != "" && !apis[g.API] {
-			v.add(p+".api", fmt.Sprintf("no API %q", g.API))
+			v.Add(p+".api", fmt.Sprintf("no API %q", g.API))
 		}
 		key := g.Consumer + "\x00" + g.API
 		if j, ok := grants[key]; ok {
-			v.add(p, fmt.Sprintf("duplicate of grants[%d]", j))
+			v.Add(p, fmt.Sprintf("duplicate of grants[%d]", j))
 		}
 		grants[key] = i
 	}
@@ -128,36 +128,36 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("policies[%d]", i)
 		if pol.Name != "" {
 			if names[pol.Name] {
-				v.add(p+".name", fmt.Sprintf("duplicate policy name %q", pol.Name))
+				v.Add(p+".name", fmt.Sprintf("duplicate policy name %q", pol.Name))
 			}
 			names[pol.Name] = true
 		}
 		if pol.API != "" && !apis[pol.API] {
-			v.add(p+".api", fmt.Sprintf("no API %q", pol.API))
+			v.Add(p+".api", fmt.Sprintf("no API %q", pol.API))
 		}
 		if pol.Consumer != "" && !consumers[pol.Consumer] {
-			v.add(p+".consumer", fmt.Sprintf("no consumer %q", pol.Consumer))
+			v.Add(p+".consumer", fmt.Sprintf("no consumer %q", pol.Consumer))
 		}
 		key := pol.Consumer + "\x00" + pol.API
 		if j, ok := scopes[key]; ok {
-			v.add(p, fmt.Sprintf("same scope as policies[%d]; one policy per scope", j))
+			v.Add(p, fmt.Sprintf("same scope as policies[%d]; one policy per scope", j))
 		}
 		scopes[key] = i
 		for j, s := range pol.Allow {
 			if _, err := parsePrefix(s); err != nil {
-				v.add(fmt.Sprintf("%s.allow[%d]", p, j), err.Error())
+				v.Add(fmt.Sprintf("%s.allow[%d]", p, j), err.Error())
 			}
 		}
 		for j, s := range pol.Deny {
 			if _, err := parsePrefix(s); err != nil {
-				v.add(fmt.Sprintf("%s.deny[%d]", p, j), err.Error())
+				v.Add(fmt.Sprintf("%s.deny[%d]", p, j), err.Error())
 			}
 		}
 	}
 	if c.Auth.ClockSkew < 0 || c.Auth.ClockSkew > Duration(60*60*1e9) {
-		v.add("auth.clock_skew", "must be between 0 and 1h")
+		v.Add("auth.clock_skew", "must be between 0 and 1h")
 	}
-	return v.err()
+	return v.Err()
 }
 
 // isIdent says whether s is made of ASCII letters, digits, '-', '_' and

@@ -42,14 +42,14 @@ func (c *BalancerConfig) Validate() error {
 // compileTLS validates cfg and loads the certificates of its https
 // listeners, keyed by listener name.
 func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
-	v := &ValidationError{}
+	v := &ValidationError{Cause: ErrInvalidConfig}
 	if err := structValidator().Struct(c); err != nil {
 		var ves validator.ValidationErrors
 		if !errors.As(err, &ves) {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
 		for _, fe := range ves {
-			v.add(fieldPath(fe.Namespace()), tagMessage(fe))
+			v.Add(fieldPath(fe.Namespace()), tagMessage(fe))
 		}
 	}
 	groups := make(map[string]bool, len(c.Groups))
@@ -64,13 +64,13 @@ func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
 		p := fmt.Sprintf("listeners[%d]", i)
 		if l.Name != "" {
 			if names[l.Name] {
-				v.add(p+".name", fmt.Sprintf("duplicate listener name %q", l.Name))
+				v.Add(p+".name", fmt.Sprintf("duplicate listener name %q", l.Name))
 			}
 			names[l.Name] = true
 		}
 		if l.Port != 0 {
 			if other, ok := ports[l.Port]; ok {
-				v.add(p+".port", fmt.Sprintf("port %d is already used by listener %q", l.Port, other))
+				v.Add(p+".port", fmt.Sprintf("port %d is already used by listener %q", l.Port, other))
 			} else {
 				ports[l.Port] = l.Name
 			}
@@ -79,12 +79,12 @@ func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
 			"idle_timeout": l.IdleTimeout, "read_timeout": l.ReadTimeout, "write_timeout": l.WriteTimeout,
 		})
 		if l.DefaultGroup != "" && !groups[l.DefaultGroup] {
-			v.add(p+".default_group", fmt.Sprintf("no server group named %q", l.DefaultGroup))
+			v.Add(p+".default_group", fmt.Sprintf("no server group named %q", l.DefaultGroup))
 		}
 		switch l.Protocol {
 		case ProtocolHTTPS:
 			if l.TLS == nil {
-				v.add(p+".tls", "is required for https")
+				v.Add(p+".tls", "is required for https")
 			} else if len(l.TLS.Certificates) > 0 {
 				if tc := loadTLS(v, p+".tls", l.TLS); tc != nil {
 					tlsConfigs[l.Name] = tc
@@ -92,15 +92,15 @@ func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
 			}
 		case ProtocolHTTP, ProtocolTCP:
 			if l.TLS != nil {
-				v.add(p+".tls", "is only allowed for https")
+				v.Add(p+".tls", "is only allowed for https")
 			}
 		}
 		if l.Protocol == ProtocolTCP {
 			if l.DefaultGroup == "" {
-				v.add(p+".default_group", "is required for tcp")
+				v.Add(p+".default_group", "is required for tcp")
 			}
 			if len(l.Rules) > 0 {
-				v.add(p+".rules", "are not allowed for tcp; use default_group")
+				v.Add(p+".rules", "are not allowed for tcp; use default_group")
 			}
 		}
 		seen := make(map[string]int)
@@ -108,22 +108,22 @@ func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
 			r := &l.Rules[j]
 			rp := fmt.Sprintf("%s.rules[%d]", p, j)
 			if r.Path != "" && r.PathPrefix != "" {
-				v.add(rp+".path", "set path or path_prefix, not both")
+				v.Add(rp+".path", "set path or path_prefix, not both")
 			}
 			if r.Group != "" && !groups[r.Group] {
-				v.add(rp+".group", fmt.Sprintf("no server group named %q", r.Group))
+				v.Add(rp+".group", fmt.Sprintf("no server group named %q", r.Group))
 			}
 			if r.Host != "" && strings.Contains(r.Host[1:], "*") || strings.HasPrefix(r.Host, "*") && !strings.HasPrefix(r.Host, "*.") {
-				v.add(rp+".host", `a wildcard must be a leading "*."`)
+				v.Add(rp+".host", `a wildcard must be a leading "*."`)
 			}
 			key := strings.ToLower(r.Host) + "\x00" + r.Path + "\x00" + r.PathPrefix
 			if k, ok := seen[key]; ok {
-				v.add(rp, fmt.Sprintf("matches the same requests as rules[%d]", k))
+				v.Add(rp, fmt.Sprintf("matches the same requests as rules[%d]", k))
 			}
 			seen[key] = j
 		}
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	return tlsConfigs, nil
@@ -132,15 +132,15 @@ func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
 func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]bool) {
 	if g.Name != "" {
 		if groups[g.Name] {
-			v.add(p+".name", fmt.Sprintf("duplicate server group name %q", g.Name))
+			v.Add(p+".name", fmt.Sprintf("duplicate server group name %q", g.Name))
 		}
 		groups[g.Name] = true
 	}
 	switch {
 	case g.Algorithm == Hash && g.HashKey == nil:
-		v.add(p+".hash_key", "is required for the hash algorithm")
+		v.Add(p+".hash_key", "is required for the hash algorithm")
 	case g.Algorithm != Hash && g.HashKey != nil:
-		v.add(p+".hash_key", "is only allowed for the hash algorithm")
+		v.Add(p+".hash_key", "is only allowed for the hash algorithm")
 	}
 	checkDurations(v, p, map[string]Duration{
 		"passive_down_time": g.PassiveDownTime, "slow_start": g.SlowStart,
@@ -155,11 +155,11 @@ func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]
 			continue
 		}
 		if j, ok := addrs[s.hostPort()]; ok {
-			v.add(sp, fmt.Sprintf("same address and port as servers[%d]", j))
+			v.Add(sp, fmt.Sprintf("same address and port as servers[%d]", j))
 		} else {
 			addrs[s.hostPort()] = i
 			if j, ok := ids[s.id()]; ok {
-				v.add(sp+".name", fmt.Sprintf("same name as servers[%d]", j))
+				v.Add(sp+".name", fmt.Sprintf("same name as servers[%d]", j))
 			}
 		}
 		ids[s.id()] = i
@@ -168,11 +168,11 @@ func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]
 		hp := p + ".health_check"
 		checkDurations(v, hp, map[string]Duration{"interval": hc.Interval, "timeout": hc.Timeout})
 		if hc.Type == CheckTCP && (hc.Path != "" || hc.Host != "" || len(hc.ExpectStatus) > 0) {
-			v.add(hp+".type", "path, host and expect_status need type http")
+			v.Add(hp+".type", "path, host and expect_status need type http")
 		}
 		interval := orDuration(hc.Interval, defaultCheckInterval)
 		if timeout := hc.checkTimeout(); hc.Timeout >= 0 && hc.Interval >= 0 && timeout >= interval {
-			v.add(hp+".timeout", fmt.Sprintf("must be shorter than interval (%s >= %s)", timeout, interval))
+			v.Add(hp+".timeout", fmt.Sprintf("must be shorter than interval (%s >= %s)", timeout, interval))
 		}
 	}
 }
@@ -180,7 +180,7 @@ func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]
 func checkDurations(v *ValidationError, p string, ds map[string]Duration) {
 	for name, d := range ds {
 		if d < 0 {
-			v.add(p+"."+name, "must not be negative")
+			v.Add(p+"."+name, "must not be negative")
 		}
 	}
 }
@@ -201,7 +201,7 @@ func loadTLS(v *ValidationError, p string, c *TLSConfig) *tls.Config {
 			kp, err = tls.LoadX509KeyPair(cert.CertFile, cert.KeyFile)
 		}
 		if err != nil {
-			v.add(fmt.Sprintf("%s.certificates[%d]", p, i), "cannot load: "+err.Error())
+			v.Add(fmt.Sprintf("%s.certificates[%d]", p, i), "cannot load: "+err.Error())
 			continue
 		}
 		tc.Certificates = append(tc.Certificates, kp)
