@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,5 +62,26 @@ func TestStruct(t *testing.T) {
 	}
 	if got := Struct(42); got[""] == "" {
 		t.Fatalf("not a struct: %v", got)
+	}
+}
+
+func TestList(t *testing.T) {
+	sentinel := errors.New("pkg: invalid config")
+	v := &List{Cause: sentinel}
+	if v.Err() != nil {
+		t.Fatal("an empty list is no error")
+	}
+	v.Add("b", "is required")
+	v.Add("a", "too long")
+	v.Add("b", "must be a name")
+	err := v.Err()
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("does not wrap the sentinel: %v", err)
+	}
+	if got, want := err.Error(), "pkg: invalid config: a: too long; b: is required; b: must be a name"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+	if got := v.Fields(); got["b"] != "is required; must be a name" || got["a"] != "too long" || len(got) != 2 {
+		t.Fatalf("Fields() = %v", got)
 	}
 }
