@@ -61,7 +61,10 @@ type ArtifactStore interface {
 
 // DirStore is an ArtifactStore in a directory: each artifact is the file
 // sha256/<hex>. Uploads go to a temporary file and are renamed into place
-// only once verified, so a failed upload leaves nothing behind.
+// only once verified and on disk (synced), so a failed upload leaves nothing
+// behind and a stored one survives a crash. Where the file system allows
+// it, uploads are written with direct I/O, in pieces that overlap receiving
+// and hashing.
 type DirStore struct {
 	dir string
 }
@@ -90,7 +93,7 @@ func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int6
 		_ = os.Remove(f.Name())
 	}()
 	h := sha256.New()
-	n, err := copyLimited(ctx, io.MultiWriter(f, h), r, limit)
+	n, err := writeArtifact(ctx, f, r, h, limit)
 	if err != nil {
 		return "", n, err
 	}
@@ -151,34 +154,6 @@ func (s *DirStore) Delete(_ context.Context, d Digest) error {
 		return fmt.Errorf("deploy: artifact %s: %w", d, err)
 	}
 	return nil
-}
-
-// copyLimited copies r to w, failing with ErrTooLarge beyond limit bytes
-// (limit <= 0: no limit) and when ctx ends.
-func copyLimited(ctx context.Context, w io.Writer, r io.Reader, limit int64) (int64, error) {
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			n += int64(k)
-			if limit > 0 && n > limit {
-				return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
-			}
-			if _, err := w.Write(buf[:k]); err != nil {
-				return n, fmt.Errorf("deploy: artifact write: %w", err)
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, fmt.Errorf("deploy: artifact read: %w", rerr)
-		}
-	}
 }
 
 // VerifyReader wraps r so that reading it to the end fails with an error

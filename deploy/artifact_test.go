@@ -76,8 +76,9 @@ func (r *errReader) Read(p []byte) (int, error) {
 
 func TestDirStorePut(t *testing.T) {
 	ctx := context.Background()
-	// Sizes around the store's buffers and write-back steps, and empty.
-	for _, size := range []int{0, 1, 1<<20 - 1, 1 << 20, 1<<20 + 1, 17<<20 + 3} {
+	// Sizes around the store's pieces (2 MiB) and direct I/O's blocks
+	// (4 KiB), and empty.
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 1<<20 + 1, 2<<20 - 1, 2 << 20, 2<<20 + 4097, 17<<20 + 3} {
 		dir := t.TempDir()
 		s, err := deploy.NewDirStore(dir)
 		if err != nil {

@@ -1,0 +1,177 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sync"
+	"unsafe"
+)
+
+// An artifact is written in pieces: the reader fills one while others are on
+// their way to the disk, so that receiving and hashing overlap writing.
+const (
+	pieceSize    = 2 << 20
+	pieceWriters = 2
+	// directAlign is what direct I/O asks of offsets, lengths and memory:
+	// the largest logical block size in common use.
+	directAlign = 4096
+)
+
+// pieces holds the artifact writers' buffers (*[]byte), aligned for direct
+// I/O.
+var pieces = sync.Pool{New: func() any {
+	b := make([]byte, pieceSize+directAlign)
+	off := int(uintptr(unsafe.Pointer(&b[0])) % directAlign)
+	if off != 0 {
+		off = directAlign - off
+	}
+	b = b[off : off+pieceSize : off+pieceSize]
+	return &b
+}}
+
+// writeArtifact copies r into f (a new, empty file) and into h, failing with
+// ErrTooLarge beyond limit bytes (limit <= 0: no limit) and when ctx ends.
+//
+// Where the file system allows it, the pieces go to the disk with direct
+// I/O: the data is not copied into the page cache first, which costs about
+// as much CPU here as hashing it, and it is on the disk by the time the last
+// piece is written, so the Sync that makes the artifact durable has little
+// left to do. A plain copy to a file (curl -o) pays the page-cache copy and
+// leaves the write-back for later; this pays for durability instead.
+func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, limit int64) (int64, error) {
+	w := &pieceWriter{f: f, direct: openDirect(f.Name())}
+	if w.direct != nil {
+		defer w.direct.Close()
+	}
+	jobs := make(chan piece, pieceWriters)
+	free := make(chan []byte, pieceWriters+1)
+	for range pieceWriters + 1 {
+		free <- *pieces.Get().(*[]byte)
+	}
+	var wg sync.WaitGroup
+	for range pieceWriters {
+		wg.Go(func() {
+			for p := range jobs {
+				w.write(p)
+				free <- p.b[:pieceSize]
+			}
+		})
+	}
+	n, err := w.fill(ctx, r, h, limit, jobs, free)
+	close(jobs)
+	wg.Wait()
+	close(free)
+	for b := range free {
+		pieces.Put(&b)
+	}
+	if err == nil {
+		err = w.failed()
+	}
+	return n, err
+}
+
+// piece is part of an artifact and where it goes in the file.
+type piece struct {
+	b   []byte
+	off int64
+}
+
+// pieceWriter writes pieces to the file, directly where it can.
+type pieceWriter struct {
+	f      *os.File
+	direct *os.File // nil: buffered only
+
+	mu        sync.Mutex
+	err       error
+	notDirect bool // a direct write was refused: the rest is buffered
+}
+
+// fill reads r into free pieces and hands them, hashed, to the writers,
+// until r ends, the limit is passed, ctx ends or a write fails.
+func (w *pieceWriter) fill(ctx context.Context, r io.Reader, h hash.Hash, limit int64, jobs chan<- piece, free chan []byte) (int64, error) {
+	var n int64
+	for {
+		b := <-free
+		k := 0 // filled
+		var rerr error
+		for k < len(b) && rerr == nil {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			if err := w.failed(); err != nil {
+				return n, err
+			}
+			var m int
+			m, rerr = r.Read(b[k:])
+			k += m
+			if limit > 0 && n+int64(k) > limit {
+				return n + int64(k), fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+			}
+		}
+		if k > 0 {
+			h.Write(b[:k])
+			jobs <- piece{b: b[:k], off: n}
+			n += int64(k)
+		} else {
+			free <- b
+		}
+		switch {
+		case rerr == io.EOF:
+			return n, nil
+		case rerr != nil:
+			return n, fmt.Errorf("deploy: artifact read: %w", rerr)
+		}
+	}
+}
+
+func (w *pieceWriter) write(p piece) {
+	if w.failed() != nil {
+		return
+	}
+	aligned := len(p.b) &^ (directAlign - 1)
+	rest := p.b
+	if w.direct != nil && aligned > 0 && !w.buffered() {
+		_, err := w.direct.WriteAt(p.b[:aligned], p.off)
+		switch {
+		case err == nil:
+			rest = p.b[aligned:]
+		case errors.Is(err, errDirectRefused):
+			// Some file systems accept O_DIRECT at open and refuse the write.
+			w.mu.Lock()
+			w.notDirect = true
+			w.mu.Unlock()
+		default:
+			w.fail(err)
+			return
+		}
+	}
+	if len(rest) > 0 {
+		if _, err := w.f.WriteAt(rest, p.off+int64(len(p.b)-len(rest))); err != nil {
+			w.fail(err)
+		}
+	}
+}
+
+func (w *pieceWriter) buffered() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.notDirect
+}
+
+func (w *pieceWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = fmt.Errorf("deploy: artifact write: %w", err)
+	}
+}
+
+func (w *pieceWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
