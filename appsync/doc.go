@@ -102,7 +102,10 @@
 // returning. Stop ends one task, Close all of them; a change being applied
 // is interrupted and will be applied again, idempotently. Status and
 // Statuses report the state, cursor, feed head, lag in events and seconds,
-// counters, last applied change, last error and conflicts.
+// counters, last applied change, last error and conflicts. The lag in events
+// is what the Source counts as pending (Page.Pending) less what was done
+// since; a Source that does not count leaves it to be estimated from the
+// head and the cursor.
 //
 // Metrics (Options.Registerer): appsync_changes_total{task,kind,outcome},
 // appsync_conflicts_total{task,reason}, appsync_errors_total{task},

@@ -686,3 +686,59 @@ func TestSourceIgnoringTheCursor(t *testing.T) {
 		t.Fatalf("%d rejections for %d retries", s.Rejected, s.Retries)
 	}
 }
+
+// sparseSource spreads the feed's seqs ten apart, as a source whose seqs are
+// shared with changes outside the feed does, and counts what is pending.
+type sparseSource struct {
+	appsync.Source
+	key []byte
+}
+
+func (s sparseSource) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (appsync.Page, error) {
+	page, err := s.Source.Changes(ctx, after/10, limit, wait)
+	if err != nil {
+		return page, err
+	}
+	pending := int64(len(page.Changes))
+	page.Pending = &pending
+	page.Head *= 10
+	for i := range page.Changes {
+		page.Changes[i].Seq *= 10
+		appsync.Sign(s.key, &page.Changes[i])
+	}
+	return page, nil
+}
+
+// Lag in events counts the changes the source says are pending, not the
+// distance between seqs.
+func TestStatusLagCountsPending(t *testing.T) {
+	r := newRig(t)
+	r.feed.Config("hx", "a", map[string]any{"n": 1})
+	r.feed.Config("hx", "b", map[string]any{"n": 2})
+	r.feed.Config("hx", "c", map[string]any{"n": 3})
+	down := errors.New("target down")
+	r.sink.SetFault(func(op string) error {
+		if op == appsynctest.OpPutAppConfig {
+			return down
+		}
+		return nil
+	})
+	e := r.engine(nil)
+	cfg := configTask("config")
+	cfg.RetryMin, cfg.RetryMax = appsync.Duration(time.Millisecond), appsync.Duration(5*time.Millisecond)
+	if err := e.Start(context.Background(), cfg, appsync.TaskOptions{
+		Source:     sparseSource{r.feed.Source(testKey), testKey},
+		ProjectMap: appsync.BindProject("hx", "hx-b"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitFor2(t, e, "config", func(s appsync.Status) bool { return s.Retries > 0 && s.Head == 30 })
+	if s.LagEvents != 3 {
+		t.Fatalf("lag with three changes pending at seqs 10, 20, 30: %d events, want 3 (%+v)", s.LagEvents, s)
+	}
+	r.sink.SetFault(nil)
+	s = waitCursor(t, e, "config", 30)
+	if s.LagEvents != 0 {
+		t.Fatalf("caught up: %+v", s)
+	}
+}

@@ -28,9 +28,10 @@ const ChecksumHeader = "X-Checksum-Sha256"
 // the paths it sees are:
 //
 //	GET /?after=N&limit=M&wait=5s
-//	    → 200 {"changes":[…],"head":H}: the changes after seq N (default
-//	      0), at most M (default 100, at most 1000), waiting up to wait
-//	      (default 0, at most 1m) for one.
+//	    → 200 {"changes":[…],"head":H,"pending":P}: the changes after seq
+//	      N (default 0), at most M (default 100, at most 1000), waiting up
+//	      to wait (default 0, at most 1m) for one; P, when the Feed counts
+//	      it, is how many changes follow N in all.
 //	GET /artifacts/{project}/{app}/{version}
 //	    → 200 the artifact's bytes, with X-Checksum-Sha256: <hex> and its
 //	      Content-Length; 404 for an unknown version.
@@ -108,7 +109,7 @@ func (h *feedHandler) changes(w http.ResponseWriter, r *http.Request) {
 		writeFeedError(w, http.StatusInternalServerError, "internal", "read the feed: "+err.Error())
 		return
 	}
-	out := wirePage{Changes: make([]Change, 0, min(len(page.Changes), limit)), Head: page.Head}
+	out := wirePage{Changes: make([]Change, 0, min(len(page.Changes), limit)), Head: page.Head, Pending: page.Pending}
 	for _, c := range page.Changes {
 		if len(out.Changes) == limit {
 			break
@@ -127,6 +128,7 @@ func (h *feedHandler) changes(w http.ResponseWriter, r *http.Request) {
 type wirePage struct {
 	Changes []Change `json:"changes"`
 	Head    int64    `json:"head"`
+	Pending *int64   `json:"pending,omitempty"`
 }
 
 func (h *feedHandler) artifact(w http.ResponseWriter, r *http.Request, p string) {
@@ -306,7 +308,10 @@ func decodePage(r io.Reader, key []byte, maxSize int64, now func() time.Time) (P
 	if wp.Head < 0 {
 		return Page{}, fmt.Errorf("%w: page: head %d is negative", ErrProtocol, wp.Head)
 	}
-	p := Page{Head: wp.Head, Changes: wp.Changes[:0:0]}
+	if wp.Pending != nil && *wp.Pending < 0 {
+		return Page{}, fmt.Errorf("%w: page: pending %d is negative", ErrProtocol, *wp.Pending)
+	}
+	p := Page{Head: wp.Head, Pending: wp.Pending, Changes: wp.Changes[:0:0]}
 	for _, c := range wp.Changes {
 		if err := Verify(key, &c); err != nil {
 			p.Rejected = append(p.Rejected, Rejection{Seq: c.Seq, Kind: c.Kind, Project: c.Project, App: c.App, Error: err.Error(), Time: now()})

@@ -72,7 +72,32 @@ func TestHTTPSourceAgainstFeedHandler(t *testing.T) {
 	if got := configOf(t, r.sink, "outpatient"); got["note"] != "<&> 门诊" {
 		t.Fatalf("config: %v", got)
 	}
+}
 
+// What a Feed counts as pending reaches the reader through the transport.
+func TestHTTPSourcePending(t *testing.T) {
+	r := newRig(t)
+	r.feed.Config("hx", "a", map[string]any{"n": 1})
+	srv := serveFeed(t, pendingFeed{r.feed, 7})
+	src := httpSource(t, srv.URL+"/feed", "s3cret")
+	page, err := src.Changes(context.Background(), 0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Pending == nil || *page.Pending != 7 || len(page.Changes) != 1 {
+		t.Fatalf("page: pending %v, %d changes", page.Pending, len(page.Changes))
+	}
+}
+
+type pendingFeed struct {
+	appsync.Feed
+	n int64
+}
+
+func (f pendingFeed) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (appsync.Page, error) {
+	page, err := f.Feed.Changes(ctx, after, limit, wait)
+	page.Pending = &f.n
+	return page, err
 }
 
 // Changes long-polls: a read waiting at the head gets the change appended
@@ -139,10 +164,12 @@ func TestHTTPSourceErrors(t *testing.T) {
 
 	// Pages that break the protocol.
 	for name, body := range map[string]string{
-		"unknown field": `{"changes":[],"head":0,"next":1}`,
-		"trailing data": `{"changes":[],"head":0} {}`,
-		"not json":      `<html>`,
-		"too large":     `{"changes":[],"head":0,"x":"` + strings.Repeat("x", 2000) + `"}`,
+		"unknown field":    `{"changes":[],"head":0,"next":1}`,
+		"trailing data":    `{"changes":[],"head":0} {}`,
+		"not json":         `<html>`,
+		"negative head":    `{"changes":[],"head":-1}`,
+		"negative pending": `{"changes":[],"head":0,"pending":-1}`,
+		"too large":        `{"changes":[],"head":0,"x":"` + strings.Repeat("x", 2000) + `"}`,
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }))
 		src, err := appsync.NewHTTPSource(appsync.HTTPSourceOptions{URL: srv.URL, Key: testKey, MaxPageSize: 1000})

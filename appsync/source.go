@@ -15,6 +15,11 @@ type Page struct {
 	// Head is the seq of the feed's last change (0 for an empty feed), so
 	// that a reader knows how far behind it is.
 	Head int64 `json:"head"`
+	// Pending, when the Source counts it, is how many changes follow the
+	// cursor read after, those in Changes included: the lag in events. Nil:
+	// the lag is estimated as Head minus the cursor, which over-counts where
+	// seqs are shared with changes outside the feed.
+	Pending *int64 `json:"pending,omitempty"`
 	// Rejected lists changes a Source refused on receipt (HTTPSource: a bad
 	// MAC) instead of returning them; the Engine counts and reports them
 	// and reads on past them. It is not part of the wire format.

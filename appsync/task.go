@@ -41,6 +41,9 @@ type task struct {
 	// so that the loop sees at once what a control call changed.
 	interrupt context.CancelFunc
 	head      int64
+	// pending is the lag in events as the source last counted it, less what
+	// was done since; negative when the source does not count.
+	pending int64
 	// next is the source time of the first change not done, when known.
 	next    time.Time
 	lastErr string
@@ -58,7 +61,7 @@ func newTask(e *Engine, cfg TaskConfig, with TaskOptions, st State) *task {
 		ranges: parseRanges(cfg.Config.SourceRanges),
 		log:    e.opts.Logger.With("task", cfg.ID),
 		ctx:    ctx, cancel: cancel, done: make(chan struct{}),
-		st: st, head: st.Cursor,
+		st: st, head: st.Cursor, pending: -1,
 	}
 }
 
@@ -163,6 +166,10 @@ func (t *task) step(pctx context.Context) error {
 	entries := mergeEntries(page)
 	t.mu.Lock()
 	t.head = max(t.head, page.Head)
+	t.pending = -1
+	if page.Pending != nil {
+		t.pending = max(*page.Pending, int64(len(entries)))
+	}
 	if len(entries) > 0 {
 		t.head = max(t.head, entries[len(entries)-1].seq)
 		t.next = t.timeOf(entries[0])
@@ -316,6 +323,9 @@ func (t *task) commit(epoch uint64, r result, next time.Time) error {
 	case conflicted:
 		s.Conflicts = []Conflict{*r.conflict}
 	default:
+		if r.seq > s.Cursor && t.pending > 0 {
+			t.pending--
+		}
 		s.Cursor = max(s.Cursor, r.seq)
 		if s.Resolved != nil && s.Resolved.Seq <= s.Cursor {
 			s.Resolved = nil
@@ -422,6 +432,9 @@ func (t *task) status() Status {
 // lagLocked returns the lag in events and seconds; t.mu is held.
 func (t *task) lagLocked() (int64, float64) {
 	events := max(t.head-t.st.Cursor, 0)
+	if t.pending >= 0 {
+		events = t.pending
+	}
 	if events == 0 || t.next.IsZero() {
 		return events, 0
 	}

@@ -289,6 +289,10 @@ func TestAppSyncTwoCenters(t *testing.T) {
 		return st.State == "conflict"
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Len(t, st.Conflicts, 1)
+	// Lag counts the one change held, though A's audit IDs moved on by two (the save and
+	// the push).
+	require.EqualValues(t, 1, st.LagEvents, "lag while held at the conflict: %+v", st)
+	require.Greater(t, st.Head-st.Cursor, int64(1))
 	require.Equal(t, "drift", st.Conflicts[0].Reason)
 	require.Equal(t, "env.FEE_RULES", st.Conflicts[0].Diff[0].Path)
 	require.Equal(t, "2028", st.Conflicts[0].Diff[0].Source)

@@ -225,13 +225,13 @@ func (f *syncFeed) read(ctx context.Context, after int64, limit int) (appsync.Pa
 
 // readConfig reads the pushes and deletes of the scope's deploy apps from the audit log.
 func (f *syncFeed) readConfig(ctx context.Context, after int64, limit int) (appsync.Page, error) {
-	recs, head, err := f.s.st.Feed(ctx, store.FeedFilter{Kind: "deployapp", Actions: []string{"push", "delete"},
+	fp, err := f.s.st.Feed(ctx, store.FeedFilter{Kind: "deployapp", Actions: []string{"push", "delete"},
 		TeamID: f.team, ProjectID: f.project, AfterID: after, Limit: limit})
 	if err != nil {
 		return appsync.Page{}, err
 	}
-	page := appsync.Page{Head: head, Changes: []appsync.Change{}}
-	for _, rec := range recs {
+	page := appsync.Page{Head: fp.Head, Pending: &fp.Pending, Changes: []appsync.Change{}}
+	for _, rec := range fp.Records {
 		var res store.Resource
 		raw := rec.After
 		if rec.Action == "delete" {
@@ -252,11 +252,12 @@ func (f *syncFeed) readConfig(ctx context.Context, after int64, limit int) (apps
 }
 
 // readReleases reads the scope's releases from deploy's event feed, which holds every
-// project's: the others are read past. The head is the scope's last release after the
-// cursor, or the cursor itself when there is none (what lag needs, without reading the
-// feed from its start).
+// project's: the others are read past, and not counted as pending. The head is the
+// scope's last release after the cursor, or the cursor itself when there is none (what
+// lag needs, without reading the feed from its start).
 func (f *syncFeed) readReleases(ctx context.Context, after int64, limit int) (appsync.Page, error) {
-	page := appsync.Page{Changes: []appsync.Change{}, Head: after}
+	var pending int64
+	page := appsync.Page{Changes: []appsync.Change{}, Head: after, Pending: &pending}
 	projects, err := f.projects(ctx)
 	if err != nil {
 		return page, err
@@ -275,6 +276,7 @@ func (f *syncFeed) readReleases(ctx context.Context, after int64, limit int) (ap
 				continue
 			}
 			page.Head = e.Seq
+			pending++
 			if len(page.Changes) == limit {
 				continue
 			}

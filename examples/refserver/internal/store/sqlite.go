@@ -269,9 +269,9 @@ func (s *SQLite) Docs(ctx context.Context, kind, prefix string) ([]json.RawMessa
 }
 
 // Feed implements Store.
-func (s *SQLite) Feed(ctx context.Context, f FeedFilter) ([]AuditRecord, int64, error) {
+func (s *SQLite) Feed(ctx context.Context, f FeedFilter) (FeedPage, error) {
 	if f.Kind == "" {
-		return nil, 0, errors.New("store: a feed needs a kind")
+		return FeedPage{}, errors.New("store: a feed needs a kind")
 	}
 	where := ` FROM audit WHERE kind = ?`
 	args := []any{f.Kind}
@@ -293,22 +293,26 @@ func (s *SQLite) Feed(ctx context.Context, f FeedFilter) ([]AuditRecord, int64, 
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	// One read transaction, so that the head is the head of the records read.
-	var out []AuditRecord
-	var head sql.NullInt64
+	// One read transaction, so that the head and the count are of the records read.
+	var page FeedPage
 	err := s.View(ctx, func(r Reader) error {
 		tx := r.(sqliteReader).tx
+		var head sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT MAX(id)`+where, args...).Scan(&head); err != nil {
 			return fmt.Errorf("store: read feed head: %w", err)
+		}
+		page.Head = head.Int64
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*)`+where+` AND id > ?`, append(args, f.AfterID)...).Scan(&page.Pending); err != nil {
+			return fmt.Errorf("store: count the feed: %w", err)
 		}
 		rows, err := tx.QueryContext(ctx, auditSelect+where+` AND id > ? ORDER BY id LIMIT ?`, append(args, f.AfterID, limit)...)
 		if err != nil {
 			return fmt.Errorf("store: read feed: %w", err)
 		}
-		out, err = scanAudit(rows)
+		page.Records, err = scanAudit(rows)
 		return err
 	})
-	return out, head.Int64, err
+	return page, err
 }
 
 const auditSelect = `SELECT id, at, actor_id, actor_team, action, kind, resource_id, team_id, request_id, before, after`

@@ -262,8 +262,9 @@ func TestAuditAsFeed(t *testing.T) {
 	put("a1", "pj_1", `{"v":3}`, true)
 	require.NoError(t, s.Change(ctx, Actor{TokenID: "t"}, func(tx Tx) error { return tx.DeleteResource(ctx, "app", "a1") }))
 
-	recs, head, err := s.Feed(ctx, FeedFilter{Kind: "app", Actions: []string{"push", "delete"}, ProjectID: projects[0]})
+	page, err := s.Feed(ctx, FeedFilter{Kind: "app", Actions: []string{"push", "delete"}, ProjectID: projects[0]})
 	require.NoError(t, err)
+	recs := page.Records
 	require.Len(t, recs, 3)
 	var actions []string
 	for i, r := range recs {
@@ -273,18 +274,24 @@ func TestAuditAsFeed(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"push", "push", "delete"}, actions)
-	require.Equal(t, recs[2].ID, head)
+	require.Equal(t, recs[2].ID, page.Head)
+	require.EqualValues(t, 3, page.Pending)
 	require.Contains(t, string(recs[1].After), `"v":3`)
 
-	more, head2, err := s.Feed(ctx, FeedFilter{Kind: "app", Actions: []string{"push", "delete"}, ProjectID: projects[0], AfterID: recs[0].ID, Limit: 1})
+	// Pending counts past the limit, and only the scope's records: pj_2's push and the
+	// unpushed save between recs[0] and recs[1] are not behind.
+	more, err := s.Feed(ctx, FeedFilter{Kind: "app", Actions: []string{"push", "delete"}, ProjectID: projects[0], AfterID: recs[0].ID, Limit: 1})
 	require.NoError(t, err)
-	require.Equal(t, []int64{recs[1].ID}, []int64{more[0].ID})
-	require.Equal(t, head, head2)
+	require.Equal(t, []int64{recs[1].ID}, []int64{more.Records[0].ID})
+	require.Equal(t, page.Head, more.Head)
+	require.EqualValues(t, 2, more.Pending)
+	require.Greater(t, recs[2].ID-recs[0].ID, more.Pending, "IDs between the scope's records belong to others")
 
-	none, head3, err := s.Feed(ctx, FeedFilter{Kind: "app", TeamID: "tm_other"})
+	none, err := s.Feed(ctx, FeedFilter{Kind: "app", TeamID: "tm_other"})
 	require.NoError(t, err)
-	require.Empty(t, none)
-	require.Zero(t, head3)
-	_, _, err = s.Feed(ctx, FeedFilter{})
+	require.Empty(t, none.Records)
+	require.Zero(t, none.Head)
+	require.Zero(t, none.Pending)
+	_, err = s.Feed(ctx, FeedFilter{})
 	require.Error(t, err)
 }

@@ -105,6 +105,17 @@ type AuditFilter struct {
 	Limit    int
 }
 
+// FeedPage is one read of the audit log as a change feed.
+type FeedPage struct {
+	// Records are the records selected after the cursor, oldest first, up to the limit.
+	Records []AuditRecord
+	// Head is the ID of the last record selected at all (0 if none).
+	Head int64
+	// Pending counts the records selected after the cursor, beyond the limit too: how far
+	// a reader at the cursor is behind.
+	Pending int64
+}
+
 // FeedFilter selects audit records of resources as a change feed; zero fields do not
 // filter, except Kind, which is required.
 type FeedFilter struct {
@@ -138,10 +149,10 @@ type Store interface {
 	// Audit lists audit records.
 	Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 	// Feed reads the audit log as a change feed: the records f selects after a cursor,
-	// oldest first, and the ID of the last record it selects at all (0 if none). Record IDs
-	// grow with each commit, so a reader that resumes after the last ID it saw misses
-	// nothing.
-	Feed(ctx context.Context, f FeedFilter) (records []AuditRecord, head int64, err error)
+	// oldest first, with the ID of the last record it selects at all and how many it
+	// selects after the cursor. Record IDs grow with each commit, so a reader that resumes
+	// after the last ID it saw misses nothing.
+	Feed(ctx context.Context, f FeedFilter) (FeedPage, error)
 	// Committed returns a channel closed at the next commit of a change, for readers that
 	// wait for new records.
 	Committed() <-chan struct{}
