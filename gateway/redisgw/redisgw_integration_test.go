@@ -183,11 +183,14 @@ func TestTwoInstances(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// One bucket's worth at most: two unshared buckets would allow about twice this. A
+	// stall of the loaded machine longer than the burst's 200 ms loses tokens, so the
+	// floor only rules out a limiter that starves.
 	want := 10 + 50*time.Since(start).Seconds()
 	got := float64(ok.Load())
-	t.Logf("allowed %v of %v (want %.0f ± 5%%)", got, got+float64(limited.Load()), want)
-	if got < want*0.95 || got > want*1.05 || limited.Load() == 0 {
-		t.Fatalf("allowed %v, want %.0f ± 5%%", got, want)
+	t.Logf("allowed %v of %v (want %.0f, at most 5%% more)", got, got+float64(limited.Load()), want)
+	if got < want*0.7 || got > want*1.05 || limited.Load() == 0 {
+		t.Fatalf("allowed %v, want %.0f (at most 5%% more, at least 70%%)", got, want)
 	}
 	// Both instances counted their own calls; together they saw every one.
 	var total uint64
