@@ -12,6 +12,9 @@ import (
 // Run runs cmd on the node and returns its stdout.
 func (d *Driver) Run(ctx context.Context, cmd string) ([]byte, error) { return d.run(ctx, cmd, nil) }
 
+// HashTool is the node's sha256 command, as the driver probed it.
+func (d *Driver) HashTool(ctx context.Context) (string, error) { return d.hashTool(ctx) }
+
 // Root is the driver's directory on the node.
 func (d *Driver) Root() string { return d.root }
 

@@ -679,6 +679,59 @@ func TestRefusedUploadsLeaveNothing(t *testing.T) {
 	}
 }
 
+// TestHostBytesVerified corrupts the artifact on the host once the driver
+// has sent it all, before the upload ends: the driver sent the right bytes
+// (the artifact's reader verifies them), so only a check of what landed on
+// the host finds it.
+func TestHostBytesVerified(t *testing.T) {
+	mwtest.Require(t)
+	ctx := t.Context()
+	d := open(t, 0)
+	if tool, err := d.HashTool(ctx); err != nil || tool != "openssl dgst -sha256" {
+		t.Errorf("the node's hash tool: %q, %v; want openssl's, the fastest the image has (an image built before scripts/images added openssl?)", tool, err)
+	}
+	content := bytes.Repeat([]byte("shuanghuo"), 3<<20/9+1000)
+	a := artifact(deploy.KindExecutable, "tampered", content)
+	a.Open = func(ctx context.Context) (io.ReadCloser, error) {
+		return deploy.VerifyReader(&tamperAtEnd{ctx: ctx, d: d, r: bytes.NewReader(content), size: len(content)}, a.Digest, a.Size), nil
+	}
+	if err := d.Install(ctx, a); !errors.Is(err, deploy.ErrChecksum) {
+		t.Fatalf("install of an artifact corrupted on the host: %v, want ErrChecksum", err)
+	}
+	if got := installed(t, d); len(got) > 0 {
+		t.Errorf("the node holds %q after a refused install; want nothing", got)
+	}
+	a = artifact(deploy.KindExecutable, "sound", content)
+	if err := d.Install(ctx, a); err != nil {
+		t.Fatalf("install of the same artifact left alone: %v", err)
+	}
+}
+
+// tamperAtEnd reads r and, before it reports its end, waits for the file
+// being uploaded on the driver's node to hold size bytes and changes its
+// last byte there.
+type tamperAtEnd struct {
+	ctx  context.Context
+	d    *deployssh.Driver
+	r    io.Reader
+	size int
+}
+
+func (a *tamperAtEnd) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if err != io.EOF {
+		return n, err
+	}
+	script := fmt.Sprintf(`f=$(find %s/versions -path '*/.install-*/.upload')
+for i in $(seq 200); do [ "$(stat -c %%s "$f")" -ge %d ] && break; sleep 0.05; done
+[ "$(stat -c %%s "$f")" -eq %d ] || { echo "the upload holds $(stat -c %%s "$f") bytes" >&2; exit 1; }
+printf X | dd of="$f" bs=1 seek=%d conv=notrunc 2>/dev/null`, a.d.Root(), a.size, a.size, a.size-1)
+	if _, err := a.d.Run(a.ctx, script); err != nil {
+		return n, fmt.Errorf("tamper with the upload: %w", err)
+	}
+	return n, io.EOF
+}
+
 // processes lists the node's processes whose command line holds s.
 func processes(t *testing.T, d *deployssh.Driver, s string) []string {
 	t.Helper()

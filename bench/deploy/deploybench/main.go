@@ -11,7 +11,10 @@
 //     three at once (goal: deploy at least 0.9× scp). scp runs twice: with
 //     the cipher golang.org/x/crypto/ssh negotiates by default
 //     (aes128-gcm@openssh.com), the like-for-like comparison that the ratio
-//     uses, and with its own default (chacha20-poly1305@openssh.com).
+//     uses, and with its own default (chacha20-poly1305@openssh.com). The
+//     driver verifies each upload on the node (a sha256 of the file there)
+//     and scp does not; the program says whether the nodes have openssl,
+//     which the driver then hashes with.
 //
 // Everything runs on loopback and in the rig's containers, which are
 // removed at the end, also on SIGINT.
@@ -369,6 +372,14 @@ func upload(ctx context.Context, work string, size int64, rounds int) (err error
 		return nil
 	}
 	clean := func(n sshNode) error { return ssh(n, "rm -rf /root/bench/versions /root/scp.bin") }
+	// deploy/ssh verifies each upload on the node with openssl where the
+	// node has it, with sha256sum (several times as slow) where not: say which
+	// the figures are for.
+	if ssh(nodes[0], "openssl version >/dev/null 2>&1") == nil {
+		fmt.Println("ssh nodes have openssl: deploy/ssh verifies uploads on them with openssl dgst")
+	} else {
+		fmt.Println("ssh nodes have no openssl (an image from before scripts/images added it?): deploy/ssh verifies uploads on them with sha256sum")
+	}
 
 	// measure runs one way of copying to the first k nodes at once, and
 	// returns the throughput in MB/s (10^6 bytes) of all of them together.
