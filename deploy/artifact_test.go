@@ -213,3 +213,21 @@ func BenchmarkDirStorePut(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// Unverified reads what VerifyReader wraps, without its check, for a driver
+// that checks at the destination; other readers are left as they are.
+func TestUnverified(t *testing.T) {
+	data := []byte("the store's bytes")
+	wrong := digestOf([]byte("other bytes"))
+	if _, err := io.ReadAll(deploy.VerifyReader(bytes.NewReader(data), wrong, int64(len(data)))); !errors.Is(err, deploy.ErrChecksum) {
+		t.Fatalf("verified read of a mismatch: %v", err)
+	}
+	got, err := io.ReadAll(deploy.Unverified(deploy.VerifyReader(bytes.NewReader(data), wrong, int64(len(data)))))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("unverified read = %q, %v", got, err)
+	}
+	r := bytes.NewReader(data)
+	if deploy.Unverified(r) != io.Reader(r) {
+		t.Fatal("Unverified changed a reader that VerifyReader did not make")
+	}
+}

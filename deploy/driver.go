@@ -72,7 +72,8 @@ type Artifact struct {
 	Size    int64
 	// Open returns the artifact's content. The reader fails with an error
 	// wrapping ErrChecksum at its end if the content read does not match
-	// Digest; a driver must also verify what arrived on the node.
+	// Digest; a driver must also verify what arrived on the node (and may
+	// then read past this check: Unverified).
 	Open func(ctx context.Context) (io.ReadCloser, error)
 }
 
