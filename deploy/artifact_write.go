@@ -8,14 +8,19 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
-// An artifact is written in pieces: the reader fills one while others are on
-// their way to the disk, so that receiving and hashing overlap writing.
+// An artifact is written in pieces: the reader fills one while another
+// goroutine hashes the one before and others are on their way to the disk,
+// so that receiving, hashing and writing overlap.
 const (
 	pieceSize    = 2 << 20
 	pieceWriters = 2
+	// pieceBuffers are in use at once: one filling, one being hashed, one
+	// per writer, and one so the reader need not wait for the slowest.
+	pieceBuffers = pieceWriters + 2
 	// directAlign is what direct I/O asks of offsets, lengths and memory:
 	// the largest logical block size in common use.
 	directAlign = 4096
@@ -47,22 +52,36 @@ func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, li
 	if w.direct != nil {
 		defer w.direct.Close()
 	}
-	jobs := make(chan piece, pieceWriters)
-	free := make(chan []byte, pieceWriters+1)
-	for range pieceWriters + 1 {
+	free := make(chan []byte, pieceBuffers)
+	for range pieceBuffers {
 		free <- *pieces.Get().(*[]byte)
 	}
+	// A piece goes back to free once hashed and written.
+	done := func(p piece) {
+		if p.refs.Add(-1) == 0 {
+			free <- p.b[:pieceSize]
+		}
+	}
+	jobs := make(chan piece, pieceBuffers)
+	toHash := make(chan piece, pieceBuffers)
 	var wg sync.WaitGroup
 	for range pieceWriters {
 		wg.Go(func() {
 			for p := range jobs {
 				w.write(p)
-				free <- p.b[:pieceSize]
+				done(p)
 			}
 		})
 	}
-	n, err := w.fill(ctx, r, h, limit, jobs, free)
+	wg.Go(func() {
+		for p := range toHash {
+			h.Write(p.b)
+			done(p)
+		}
+	})
+	n, err := w.fill(ctx, r, limit, jobs, toHash, free)
 	close(jobs)
+	close(toHash)
 	wg.Wait()
 	close(free)
 	for b := range free {
@@ -74,10 +93,12 @@ func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, li
 	return n, err
 }
 
-// piece is part of an artifact and where it goes in the file.
+// piece is part of an artifact and where it goes in the file; refs counts
+// the hasher and the writer until both are done with it.
 type piece struct {
-	b   []byte
-	off int64
+	b    []byte
+	off  int64
+	refs *atomic.Int32
 }
 
 // pieceWriter writes pieces to the file, directly where it can.
@@ -90,9 +111,10 @@ type pieceWriter struct {
 	notDirect bool // a direct write was refused: the rest is buffered
 }
 
-// fill reads r into free pieces and hands them, hashed, to the writers,
-// until r ends, the limit is passed, ctx ends or a write fails.
-func (w *pieceWriter) fill(ctx context.Context, r io.Reader, h hash.Hash, limit int64, jobs chan<- piece, free chan []byte) (int64, error) {
+// fill reads r into free pieces and hands each to the hasher, in order, and
+// to the writers, until r ends, the limit is passed, ctx ends or a write
+// fails.
+func (w *pieceWriter) fill(ctx context.Context, r io.Reader, limit int64, jobs, toHash chan<- piece, free chan []byte) (int64, error) {
 	var n int64
 	for {
 		b := <-free
@@ -113,8 +135,10 @@ func (w *pieceWriter) fill(ctx context.Context, r io.Reader, h hash.Hash, limit 
 			}
 		}
 		if k > 0 {
-			h.Write(b[:k])
-			jobs <- piece{b: b[:k], off: n}
+			p := piece{b: b[:k], off: n, refs: new(atomic.Int32)}
+			p.refs.Store(2)
+			toHash <- p
+			jobs <- p
 			n += int64(k)
 		} else {
 			free <- b

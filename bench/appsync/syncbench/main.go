@@ -470,7 +470,9 @@ func (b *bench) throughput(ctx context.Context, size int64, repeat int, settle b
 		}
 		upload := time.Since(upStart)
 
-		path := "/api/v1/deploy/apps/" + b.appA + "/versions/" + version + "/artifact"
+		// The endpoint B reads the artifact from, so that the copy and the sync differ in
+		// the receiver only.
+		path := "/api/v1/appsync/feeds/projects/" + b.ta.project + "/release/artifacts/" + b.ta.project + "/" + appName + "/" + version
 		var before, after [3]time.Duration
 		var cpuBefore, cpuAfter time.Duration
 		copies := func(out *[3]time.Duration, cpu *time.Duration) error {
