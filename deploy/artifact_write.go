@@ -17,7 +17,7 @@ import (
 // so that receiving, hashing and writing overlap.
 const (
 	pieceSize    = 2 << 20
-	pieceWriters = 2
+	pieceWriters = 4
 	// pieceBuffers are in use at once: one filling, one being hashed, one
 	// per writer, and one so the reader need not wait for the slowest.
 	pieceBuffers = pieceWriters + 2
