@@ -47,9 +47,12 @@ type Balancer struct {
 	log    *slog.Logger
 	listen func(ctx context.Context, network, address string) (net.Listener, error)
 	dial   func(ctx context.Context, network, address string) (net.Conn, error)
-	keep   int
-	ctx    context.Context // ends at Close; parent of checks and dials
-	cancel context.CancelFunc
+	// plainDial says dial is net.Dialer's, whose connections are plain
+	// sockets an event loop may take over.
+	plainDial bool
+	keep      int
+	ctx       context.Context // ends at Close; parent of checks and dials
+	cancel    context.CancelFunc
 
 	// mu serialises changes: Apply, Rollback, Drain's lookup, Close.
 	mu        sync.Mutex
@@ -68,8 +71,14 @@ type Balancer struct {
 	hook       Hook
 	addrGroups sync.Map // ForwardTo address -> *group
 
+	// loops serve plain-HTTP connections without a goroutine each, where
+	// the platform allows (loop_linux.go).
+	loops loopSet
+
 	// testHook, when set by a test, runs on every parsed request.
 	testHook func(*request)
+	// noLoops, set by a test, serves every connection on the goroutine path.
+	noLoops bool
 }
 
 // applied is the running config version.
@@ -113,6 +122,7 @@ func New(opts Options) (*Balancer, error) {
 	if b.dial == nil {
 		var d net.Dialer
 		b.dial = d.DialContext
+		b.plainDial = true
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if opts.Registerer != nil {
@@ -527,6 +537,7 @@ func (b *Balancer) Close(ctx context.Context) error {
 		return true
 	})
 	b.mu.Unlock()
+	b.loops.stop()
 	b.events.close()
 	if b.metrics != nil {
 		b.metrics.reg.Unregister(b.metrics)

@@ -21,14 +21,19 @@ func alive(c net.Conn) bool {
 		return false
 	}
 	ok = false
-	var buf [1]byte
 	err = rc.Read(func(fd uintptr) bool {
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		ok = errno == syscall.EAGAIN
+		ok = peekAlive(fd)
 		return true
 	})
 	return ok && err == nil
+}
+
+// peekAlive is alive for a socket.
+func peekAlive(fd uintptr) bool {
+	var buf [1]byte
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno == syscall.EAGAIN
 }
 
 // rawConn returns the socket of an accepted connection for serveInPoller,
@@ -46,19 +51,38 @@ func rawConn(c net.Conn) syscall.RawConn {
 }
 
 // readFD reads from a non-blocking socket; errWouldBlock when it is empty.
+// A read that cannot block needs no notice to the scheduler, which a
+// system call otherwise gives (and with it a wakeup of the runtime's
+// monitor thread after every idle moment).
 func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := syscall.Read(fd, p)
+		r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		n := int(r)
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			return 0, errWouldBlock
-		case err != nil:
-			return 0, os.NewSyscallError("read", err)
+		case errno != 0:
+			return 0, os.NewSyscallError("read", errno)
 		case n == 0 && len(p) > 0:
 			return 0, io.EOF
 		}
 		return n, nil
+	}
+}
+
+// writeFD writes to a non-blocking socket, without notice to the scheduler
+// (see readFD); syscall.EAGAIN when the socket takes nothing.
+func writeFD(fd int, p []byte) (int, error) {
+	for {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		switch errno {
+		case 0:
+			return int(r), nil
+		case syscall.EINTR:
+			continue
+		}
+		return 0, errno
 	}
 }

@@ -5,7 +5,12 @@
 // written for speed (pooled keep-alive connections to servers, requests
 // parsed in place, no allocation per request, one read and one write per
 // request on each side of a keep-alive exchange) and strictness (anything
-// two HTTP parsers could read differently is refused).
+// two HTTP parsers could read differently is refused). On Linux, the
+// connections of plain-HTTP listeners are served by one event loop per
+// core, each watching its sockets with its own epoll instance, as long as
+// requests and answers fit their buffers; the rest (TLS, upgrades, chunked
+// or large bodies, balancers with a Hook or their own Dial) is served by a
+// goroutine per connection, with the same rules.
 //
 // # Configuration
 //

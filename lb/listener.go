@@ -176,6 +176,10 @@ type listener struct {
 type trackedConn struct {
 	net.Conn
 	idle atomic.Bool
+	// sock is set while an event loop serves the connection; Conn is then
+	// closed, the loop owning a duplicate of its socket. Both change under
+	// the listener's lock.
+	sock *loopConn
 }
 
 func (l *listener) idle(c *trackedConn, on bool) { c.idle.Store(on) }
@@ -210,17 +214,22 @@ func (l *listener) serve() {
 		l.conns[tc] = struct{}{}
 		l.wg.Add(1)
 		l.mu.Unlock()
-		go l.handle(tc)
+		if !l.b.serveInLoop(l, tc) {
+			go l.handle(tc)
+		}
 	}
 }
 
+// forget ends the tracking of a connection that is closed.
+func (l *listener) forget(c *trackedConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	l.wg.Done()
+}
+
 func (l *listener) handle(c *trackedConn) {
-	defer func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-		l.wg.Done()
-	}()
+	defer l.forget(c)
 	ip := remoteIP(c.Conn)
 	snap := l.snap.Load()
 	switch snap.protocol {
@@ -268,19 +277,25 @@ func (l *listener) shutdown(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		for c := range l.conns {
-			if c.idle.Load() {
+			if c.sock == nil && c.idle.Load() {
 				// Wake the reader; it sees closing and ends the connection.
 				c.SetReadDeadline(time.Unix(1, 0))
 			}
 		}
 		l.mu.Unlock()
+		// Event loops end their idle connections themselves once woken.
+		l.b.loops.wake()
 		select {
 		case <-done:
 			return nil
 		case <-ctx.Done():
 			l.mu.Lock()
 			for c := range l.conns {
-				c.Close()
+				if c.sock != nil {
+					c.sock.cut()
+				} else {
+					c.Close()
+				}
 			}
 			l.mu.Unlock()
 			<-done

@@ -116,6 +116,8 @@ type clientConn struct {
 	ended    bool          // the connection is to be closed
 	pollErr  error         // the read that ended the connection
 	checking bool          // the wait is the one bounded by pollCheck
+
+	fw forwarding // the request being forwarded
 }
 
 var clientConnPool = sync.Pool{New: func() any {
@@ -132,13 +134,18 @@ var clientConnPool = sync.Pool{New: func() any {
 type connReader struct {
 	conn *deadlineConn
 	fd   int
+	// more says the last read from fd may have left something to read:
+	// it filled p, or found the end or an error, which stay to be seen.
+	more bool
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
 	if r.fd < 0 {
 		return r.conn.Read(p)
 	}
-	return readFD(r.fd, p)
+	n, err := readFD(r.fd, p)
+	r.more = err != errWouldBlock && (err != nil || n == len(p))
+	return n, err
 }
 
 // errWouldBlock is a read of connReader that found nothing to read.
@@ -154,33 +161,48 @@ func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte)
 	cc.rd = connReader{conn: cc.conn, fd: -1}
 	cc.br.Reset(&cc.rd)
 	cc.bw.Reset(cc.conn)
-	cc.tc, cc.raw = tc, nil
-	if !https {
+	cc.tc = tc
+	if size := l.snap.Load().maxHeaderBytes; cc.br.Size() < size {
+		// The reader must hold a whole head.
+		cc.br = bufio.NewReaderSize(&cc.rd, size)
+	}
+	cc.serve(nil, nil)
+}
+
+// serve serves cc's connection until it ends and then releases cc. An event
+// loop that hands a connection over (loop_linux.go) passes the request it
+// parsed under parsed, or the attempt whose answer's head is read from mid.
+func (cc *clientConn) serve(parsed *listenerSnap, mid *upConn) {
+	l, c, tc := cc.l, cc.conn.Conn, cc.tc
+	cc.raw = nil
+	if !cc.https {
 		cc.raw = rawConn(tc.Conn)
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			l.b.log.Error("lb: panic serving request", "listener", l.addr, "client", string(ip), "panic", p)
+			l.b.log.Error("lb: panic serving request", "listener", l.addr, "client", string(cc.ip), "panic", p)
+			cc.abandonAttempt()
 		}
 		if cc.linger {
 			cc.linger = false
 			lingerClose(c, cc.br)
 		}
 		c.Close()
-		cc.rd = connReader{fd: -1}
-		cc.br.Reset(&cc.rd)
-		cc.bw.Reset(nil)
-		cc.l, cc.conn, cc.tc, cc.raw, cc.parsed, cc.pollErr = nil, nil, nil, nil, nil, nil
-		clientConnPool.Put(cc)
+		cc.release()
 	}()
-	if size := l.snap.Load().maxHeaderBytes; cc.br.Size() < size {
-		// The reader must hold a whole head.
-		cc.br = bufio.NewReaderSize(&cc.rd, size)
-	}
 	for {
+		if mid != nil {
+			uc := mid
+			mid = nil
+			if !cc.finishResponse(uc) || l.closing.Load() {
+				return
+			}
+			continue
+		}
 		snap := l.snap.Load()
-		cc.parsed = nil
-		if cc.br.Buffered() == 0 {
+		cc.parsed = parsed
+		parsed = nil
+		if cc.parsed == nil && cc.br.Buffered() == 0 {
 			cc.conn.refreshRead(snap.idleTimeout)
 			l.idle(tc, true)
 			var err error
@@ -217,6 +239,16 @@ func (l *listener) serveHTTP(c net.Conn, tc *trackedConn, https bool, ip []byte)
 			return
 		}
 	}
+}
+
+// release returns cc, whose connection is closed, to clientConnPool.
+func (cc *clientConn) release() {
+	cc.rd = connReader{fd: -1}
+	cc.br.Reset(&cc.rd)
+	cc.bw.Reset(nil)
+	cc.l, cc.conn, cc.tc, cc.raw, cc.parsed, cc.pollErr = nil, nil, nil, nil, nil, nil
+	cc.fw = forwarding{}
+	clientConnPool.Put(cc)
 }
 
 // serveInPoller waits for requests and serves those that arrived whole
@@ -388,11 +420,42 @@ type result struct {
 	serverFault bool
 }
 
+// forwarding is a request's way through its group's servers: what was
+// tried, and the attempt in progress.
+type forwarding struct {
+	snap       *listenerSnap
+	g          *group
+	key        []byte
+	t          tried
+	attempts   int
+	status     int // the answer to give when no attempt succeeds
+	lastErr    error
+	hasBody    bool
+	replayable bool // the body can be sent again (kept in cc.body, or none)
+	retryable  bool
+
+	srv    *server // of the attempt in progress
+	start  time.Time
+	reused bool // its connection came from the pool
+}
+
 func (cc *clientConn) forward(snap *listenerSnap, g *group) bool {
+	if !cc.startForward(snap, g) {
+		return false
+	}
+	return cc.forwardRest()
+}
+
+// startForward prepares cc.fw for forwarding the parsed request to g,
+// keeping the body of an idempotent request so that it can be sent again.
+// It returns false when the connection is to be closed.
+func (cc *clientConn) startForward(snap *listenerSnap, g *group) bool {
 	r := &cc.req
-	hasBody := r.chunked || r.contentLength > 0
-	replayable := !hasBody || cc.hr.bodyRead
-	if !replayable && cc.idempotent() && !r.chunked && r.contentLength <= maxReplayBody {
+	f := &cc.fw
+	*f = forwarding{snap: snap, g: g, status: 503}
+	f.hasBody = r.chunked || r.contentLength > 0
+	f.replayable = !f.hasBody || cc.hr.bodyRead
+	if !f.replayable && cc.idempotent() && !r.chunked && r.contentLength <= maxReplayBody {
 		cc.continue100()
 		cc.body = append(cc.body[:0], make([]byte, r.contentLength)...)
 		if _, err := io.ReadFull(cc.br, cc.body); err != nil {
@@ -401,44 +464,70 @@ func (cc *clientConn) forward(snap *listenerSnap, g *group) bool {
 			}
 			return false
 		}
-		replayable = true
+		f.replayable = true
 	}
-	retryable := replayable && cc.idempotent()
-	key := cc.hashKey(g)
-	var t tried
-	status := 503
-	var lastErr error
-attempts:
-	for attempt := 0; attempt < g.maxAttempts; attempt++ {
-		m := g.pick(key, &t)
-		if m == nil {
-			break
-		}
-		t.add(m.srv)
-		res := cc.attempt(snap, g, m.srv, replayable)
-		status, lastErr = res.status, res.err
-		switch res.oc {
-		case done:
-			cc.lastStatus, cc.lastAnswered = res.status, true
-			return res.keep
-		case cut:
-			cc.lastStatus, cc.lastErr, cc.lastAnswered = res.status, res.err, res.status > 0
-			return false
-		case failed:
-			if res.status != 0 {
-				cc.fail(res.status, false, res.err)
-			} else {
-				cc.lastErr = res.err
-			}
-			return false
-		case retry:
-			if !retryable {
-				break attempts
-			}
+	f.retryable = f.replayable && cc.idempotent()
+	f.key = cc.hashKey(g)
+	return true
+}
+
+// forwardRest makes the attempts left and says whether the connection may
+// carry another request.
+func (cc *clientConn) forwardRest() bool {
+	for srv := cc.fw.next(); srv != nil; srv = cc.fw.next() {
+		if finished, keep := cc.settle(cc.attempt(srv)); finished {
+			return keep
 		}
 	}
-	keep := (!hasBody || replayable) && !r.connClose && r.minor >= 1
-	cc.fail(status, keep, lastErr)
+	return cc.giveUp()
+}
+
+// next picks the server of the next attempt, or nil when no attempt is left.
+func (f *forwarding) next() *server {
+	if f.attempts >= f.g.maxAttempts {
+		return nil
+	}
+	m := f.g.pick(f.key, &f.t)
+	if m == nil {
+		return nil
+	}
+	f.t.add(m.srv)
+	f.attempts++
+	return m.srv
+}
+
+// settle takes the result of an attempt: finished says the request needs
+// no other attempt, and then keep whether the connection may carry another.
+func (cc *clientConn) settle(res result) (finished, keep bool) {
+	f := &cc.fw
+	f.status, f.lastErr = res.status, res.err
+	switch res.oc {
+	case done:
+		cc.lastStatus, cc.lastAnswered = res.status, true
+		return true, res.keep
+	case cut:
+		cc.lastStatus, cc.lastErr, cc.lastAnswered = res.status, res.err, res.status > 0
+		return true, false
+	case failed:
+		if res.status != 0 {
+			cc.fail(res.status, false, res.err)
+		} else {
+			cc.lastErr = res.err
+		}
+		return true, false
+	case retry:
+		if !f.retryable {
+			return true, cc.giveUp()
+		}
+	}
+	return false, false
+}
+
+// giveUp answers a request no attempt succeeded for.
+func (cc *clientConn) giveUp() bool {
+	r, f := &cc.req, &cc.fw
+	keep := (!f.hasBody || f.replayable) && !r.connClose && r.minor >= 1
+	cc.fail(f.status, keep, f.lastErr)
 	return keep
 }
 
@@ -476,54 +565,105 @@ func (cc *clientConn) hashKey(g *group) []byte {
 }
 
 // attempt sends the request to srv, over an idle connection if one is kept.
-func (cc *clientConn) attempt(snap *listenerSnap, g *group, srv *server, replayable bool) result {
-	start := time.Now()
-	srv.active.Add(1)
-	srv.requests.Add(1)
-	defer srv.active.Add(-1)
-	uc := srv.pool.get(start)
-	reused := uc != nil
-	if reused && !replayable && !alive(uc.conn.Conn) {
+func (cc *clientConn) attempt(srv *server) result {
+	f := &cc.fw
+	cc.beginAttempt(srv)
+	uc := srv.pool.get(f.start)
+	f.reused = uc != nil
+	if f.reused && !f.replayable && !alive(uc.conn.Conn) {
 		// The server closed this idle connection; a request that cannot be
 		// sent twice must not be the one to find out.
 		srv.pool.drop(uc)
-		uc, reused = nil, false
+		uc, f.reused = nil, false
 	}
 	if uc == nil {
 		var err error
-		if uc, err = cc.l.b.dialServer(srv, g.connectTimeout); err != nil {
-			srv.passiveFailure(g, err)
-			return result{oc: notSent, status: 502}
+		if uc, err = cc.l.b.dialServer(srv, f.g.connectTimeout); err != nil {
+			return cc.dialFailed(err, notSent)
 		}
 	}
-	timeout := cc.responseTimeout(g)
+	timeout := cc.responseTimeout(f.g)
 	uc.conn.readTimeout, uc.conn.writeTimeout = timeout, timeout
-	res := cc.exchange(snap, uc, replayable)
-	if reused && res.oc == retry && res.status == 502 {
+	res := cc.exchange(f.snap, uc, f.replayable)
+	if cc.redial(res) {
 		// A reused connection that fails before any answer was most likely
 		// closed by the server while idle: try a fresh one before blaming it.
 		srv.pool.drop(uc)
 		var err error
-		if uc, err = cc.l.b.dialServer(srv, g.connectTimeout); err != nil {
-			srv.passiveFailure(g, err)
-			return result{oc: retry, status: 502}
+		if uc, err = cc.l.b.dialServer(srv, f.g.connectTimeout); err != nil {
+			return cc.dialFailed(err, retry)
 		}
 		uc.conn.readTimeout, uc.conn.writeTimeout = timeout, timeout
-		res = cc.exchange(snap, uc, replayable)
+		res = cc.exchange(f.snap, uc, f.replayable)
 	}
+	return cc.endAttempt(uc, res)
+}
+
+// abandonAttempt ends the count of an attempt a panic interrupted.
+func (cc *clientConn) abandonAttempt() {
+	if srv := cc.fw.srv; srv != nil {
+		cc.fw.srv = nil
+		srv.active.Add(-1)
+	}
+}
+
+// finishResponse forwards the answer whose head cc.resp holds from uc, ends
+// the attempt, and says whether the connection may carry another request.
+func (cc *clientConn) finishResponse(uc *upConn) bool {
+	res := cc.endAttempt(uc, cc.writeResponse(uc))
+	if finished, keep := cc.settle(res); finished {
+		return keep
+	}
+	return cc.forwardRest()
+}
+
+// beginAttempt counts an attempt on srv as started.
+func (cc *clientConn) beginAttempt(srv *server) {
+	f := &cc.fw
+	f.srv, f.start, f.reused = srv, time.Now(), false
+	srv.active.Add(1)
+	srv.requests.Add(1)
+}
+
+// redial says whether res, the failure of a reused connection before any
+// answer, is to be tried again on a fresh connection to the same server.
+func (cc *clientConn) redial(res result) bool {
+	if cc.fw.reused && res.oc == retry && res.status == 502 {
+		cc.fw.reused = false
+		return true
+	}
+	return false
+}
+
+// dialFailed ends the attempt in progress, whose connect failed.
+func (cc *clientConn) dialFailed(err error, oc outcome) result {
+	f := &cc.fw
+	f.srv.passiveFailure(f.g, err)
+	f.srv.active.Add(-1)
+	f.srv = nil
+	return result{oc: oc, status: 502}
+}
+
+// endAttempt ends the attempt in progress over uc with res: it counts the
+// server's success or failure and keeps uc for reuse or closes it.
+func (cc *clientConn) endAttempt(uc *upConn, res result) result {
+	f := &cc.fw
+	srv := f.srv
+	f.srv = nil
+	defer srv.active.Add(-1)
 	switch {
 	case res.err != nil && res.serverFault:
-		srv.passiveFailure(g, res.err)
+		srv.passiveFailure(f.g, res.err)
 	case res.oc == done && cc.resp.status >= 500:
-		srv.passiveFailure(g, errors.New("status "+strconv.Itoa(cc.resp.status)))
+		srv.passiveFailure(f.g, errors.New("status "+strconv.Itoa(cc.resp.status)))
 	case res.oc == done:
 		srv.passiveSuccess()
 	}
 	if res.err == nil {
 		end := time.Now()
-		srv.latency.observe(end.Sub(start))
+		srv.latency.observe(end.Sub(f.start))
 		if res.upKeep {
-			srv.pool.put(uc, g.maxIdle, end)
+			srv.pool.put(uc, f.g.maxIdle, end)
 			return res
 		}
 	}

@@ -201,10 +201,15 @@ func (s *server) status(weight int) ServerStatus {
 
 // upConn is a keep-alive connection to a server.
 type upConn struct {
-	conn     *deadlineConn
+	conn     *deadlineConn // nil while an event loop owns the socket (lu)
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	idleFrom time.Time
+
+	// lu is the socket while an event loop owns it (loop_linux.go); br then
+	// reads through rd. lu changes only under the pool's lock.
+	lu *loopUp
+	rd connReader
 
 	// raw and waitStep let flushAndWait use the poller directly; waitStep
 	// is a method value made once so that waiting does not allocate.
@@ -214,7 +219,22 @@ type upConn struct {
 	flushErr  error
 }
 
-func (c *upConn) Close() error { return c.conn.Close() }
+func (c *upConn) Close() error {
+	if c.lu != nil {
+		return c.lu.close()
+	}
+	return c.conn.Close()
+}
+
+// cut ends a connection that may be in use: an event loop's socket is shut
+// down rather than closed, so that its number is not reused under the loop.
+func (c *upConn) cut() {
+	if c.lu != nil {
+		c.lu.cut()
+		return
+	}
+	c.conn.Close()
+}
 
 // flushAndWait sends the buffered request and waits until the server's
 // answer can be read. Reading at once, as a plain Read does, would first
@@ -254,21 +274,36 @@ const idleTimeout = 30 * time.Second
 // warmest connection is reused and the rest can age out. It also knows the
 // connections that carry requests, so a drain deadline can cut them.
 type connPool struct {
-	srv    *server
-	mu     sync.Mutex
-	idle   []*upConn
-	busy   map[io.Closer]struct{}
-	closed bool
+	srv      *server
+	mu       sync.Mutex
+	idle     []*upConn
+	loopIdle [][]*upConn // the idle sockets each event loop owns, by loop
+	busy     map[io.Closer]struct{}
+	closed   bool
 }
 
 // get takes an idle connection, or returns nil; now is the time.
 func (p *connPool) get(now time.Time) *upConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		c := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+	return p.popLocked(&p.idle, now)
+}
+
+// getLoop takes an idle socket that event loop i owns, or returns nil.
+func (p *connPool) getLoop(i int, now time.Time) *upConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i >= len(p.loopIdle) {
+		return nil
+	}
+	return p.popLocked(&p.loopIdle[i], now)
+}
+
+func (p *connPool) popLocked(idle *[]*upConn, now time.Time) *upConn {
+	for n := len(*idle); n > 0; n = len(*idle) {
+		c := (*idle)[n-1]
+		(*idle)[n-1] = nil
+		*idle = (*idle)[:n-1]
 		if now.Sub(c.idleFrom) < idleTimeout {
 			p.trackLocked(c)
 			return c
@@ -276,6 +311,14 @@ func (p *connPool) get(now time.Time) *upConn {
 		c.Close()
 	}
 	return nil
+}
+
+// setLoop makes lu (nil: none) the event loop socket of c, a busy
+// connection of the pool.
+func (p *connPool) setLoop(c *upConn, lu *loopUp) {
+	p.mu.Lock()
+	c.lu = lu
+	p.mu.Unlock()
 }
 
 // track records a new busy connection.
@@ -298,12 +341,24 @@ func (p *connPool) put(c *upConn, max int, now time.Time) {
 	c.idleFrom = now
 	p.mu.Lock()
 	delete(p.busy, c)
-	if p.closed || len(p.idle) >= max || !p.srv.usable.Load() {
+	n := len(p.idle)
+	for _, idle := range p.loopIdle {
+		n += len(idle)
+	}
+	if p.closed || n >= max || !p.srv.usable.Load() {
 		p.mu.Unlock()
 		c.Close()
 		return
 	}
-	p.idle = append(p.idle, c)
+	if c.lu == nil {
+		p.idle = append(p.idle, c)
+	} else {
+		i := c.lu.lp.idx
+		for len(p.loopIdle) <= i {
+			p.loopIdle = append(p.loopIdle, nil)
+		}
+		p.loopIdle[i] = append(p.loopIdle[i], c)
+	}
 	p.mu.Unlock()
 }
 
@@ -320,7 +375,11 @@ func (p *connPool) cutBusy() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.busy {
-		c.Close()
+		if uc, ok := c.(*upConn); ok {
+			uc.cut()
+		} else {
+			c.Close()
+		}
 	}
 	return len(p.busy)
 }
@@ -329,6 +388,10 @@ func (p *connPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
+	for i, l := range p.loopIdle {
+		idle = append(idle, l...)
+		p.loopIdle[i] = nil
+	}
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.Close()
