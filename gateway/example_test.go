@@ -71,7 +71,15 @@ func Example() {
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, strings.Contains(string(body), `"code":"signature_invalid"`))
 
-	rows, _ := gw.Stats(gateway.StatsQuery{Granularity: gateway.Total, API: "门诊结算", GroupBy: "api"})
+	// A call is counted once its answer has gone out: wait for the second.
+	var rows []gateway.StatsRow
+	for range 200 {
+		rows, _ = gw.Stats(gateway.StatsQuery{Granularity: gateway.Total, API: "门诊结算", GroupBy: "api"})
+		if len(rows) > 0 && rows[0].Calls == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	fmt.Println(rows[0].Calls, rows[0].Successes, rows[0].Errors)
 	// Output:
 	// 200 settled for h1
