@@ -105,7 +105,12 @@ func TestAppSyncTargetDownDuring100Changes(t *testing.T) {
 		want = append(want, strconv.Itoa(i))
 	}
 	require.Equal(t, want, seqs, "every change pushed in B once, in A's order")
-	st := taskStatus(bAPI, task)
+	// The task counts a change once applied, just after B shows it.
+	var st syncStatus
+	require.Eventually(t, func() bool {
+		st = taskStatus(bAPI, task)
+		return st.Applied >= 101
+	}, 5*time.Second, 10*time.Millisecond, "applied: %+v", st)
 	require.Equal(t, int64(101), st.Applied)
 	require.Zero(t, st.Rejected)
 }
