@@ -193,7 +193,8 @@ func (r *Rig) CutLink(ctx context.Context) error {
 
 // RestoreLink reconnects every service to the link network under its link
 // alias. A service's address on the link may change; its name does not, and
-// Redis and Kafka clients resolve names again when they reconnect.
+// Redis and Kafka clients resolve names again when they reconnect. It
+// returns once the running services answer on their host ports again.
 func (r *Rig) RestoreLink(ctx context.Context) error {
 	r.linkMu.Lock()
 	defer r.linkMu.Unlock()
@@ -212,6 +213,13 @@ func (r *Rig) RestoreLink(ctx context.Context) error {
 			continue
 		}
 		s.onLink = true
+		// Connecting a network to a running container can refuse its
+		// published port for a moment: return once it answers again.
+		if st, err := s.Container.State(ctx); err == nil && st.Running {
+			if err := s.waitReady(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
