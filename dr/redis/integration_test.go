@@ -379,7 +379,14 @@ func TestSwitchoverAfterLosingA(t *testing.T) {
 	t.Run("A returns and reverse sync catches it up", func(t *testing.T) {
 		require.NoError(t, swA.Start(ctx))
 		require.NoError(t, rig.RestoreLink(ctx))
-		require.NoError(t, m.Reverse(ctx, "orders"))
+		// Docker may refuse A's published port for a moment after its network
+		// changes; an operator would try again, and nothing was changed.
+		var err error
+		require.Eventually(t, func() bool {
+			err = m.Reverse(ctx, "orders")
+			return !errors.Is(err, dr.ErrUnreachable)
+		}, 10*time.Second, 100*time.Millisecond, "A unreachable: %v", err)
+		require.NoError(t, err)
 		st, err := m.Status(ctx, "orders")
 		require.NoError(t, err)
 		require.True(t, st.InSync(), "%+v", st)
