@@ -59,62 +59,160 @@ type ArtifactStore interface {
 	Delete(ctx context.Context, d Digest) error
 }
 
-// DirStore is an ArtifactStore in a directory: each artifact is the file
-// sha256/<hex>. Uploads go to a temporary file and are renamed into place
-// only once verified and on disk (synced), so a failed upload leaves nothing
-// behind and a stored one survives a crash. Where the file system allows
-// it, uploads are written with direct I/O, in pieces that overlap receiving
-// and hashing.
+// DirStore is a PieceStore in a directory: each artifact is the file
+// sha256/<hex>, and its piece sums the file pieces/<hex>. Uploads go to a
+// temporary file and are renamed into place only once verified and on disk
+// (synced), so a failed upload leaves nothing behind and a stored one
+// survives a crash. Where the file system allows it, uploads are written
+// with direct I/O, in pieces that overlap receiving and hashing.
 type DirStore struct {
 	dir string
 }
 
 // NewDirStore returns a DirStore in dir, creating it.
 func NewDirStore(dir string) (*DirStore, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
-		return nil, fmt.Errorf("deploy: artifact store: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("deploy: artifact store: %w", err)
+	for _, sub := range []string{"sha256", "pieces", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("deploy: artifact store: %w", err)
+		}
 	}
 	return &DirStore{dir: dir}, nil
 }
 
 func (s *DirStore) path(d Digest) string { return filepath.Join(s.dir, "sha256", d.Hex()) }
 
-// Put implements ArtifactStore.
+func (s *DirStore) piecesPath(d Digest) string { return filepath.Join(s.dir, "pieces", d.Hex()) }
+
+// Put implements ArtifactStore. It computes the piece sums too, on the
+// writers' goroutines, beside the whole digest.
 func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int64) (Digest, int64, error) {
+	var got Digest
+	n, err := s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
+		h := sha256.New()
+		n, sums, err := writeArtifact(ctx, f, r, h, nil, limit)
+		if err != nil {
+			return "", n, nil, err
+		}
+		got = Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+		if want != "" && got != want {
+			return "", n, nil, fmt.Errorf("%w: upload has %s, want %s", ErrChecksum, got, want)
+		}
+		return got, n, sums, nil
+	})
+	if err != nil {
+		return "", n, err
+	}
+	return got, n, nil
+}
+
+// PutPieces implements PieceStore. The pieces are checked as they arrive,
+// by the writers, in parallel, and the first that differs ends the upload.
+func (s *DirStore) PutPieces(ctx context.Context, r io.Reader, d Digest, size int64, sums PieceSums) (int64, error) {
+	if _, err := ParseDigest(string(d)); err != nil {
+		return 0, err
+	}
+	if err := sums.check(size); err != nil {
+		return 0, err
+	}
+	return s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
+		// No piece vouches for empty content: only its digest can.
+		if size == 0 && d != emptyDigest {
+			return "", 0, nil, fmt.Errorf("%w: an empty artifact has %s, want %s", ErrChecksum, emptyDigest, d)
+		}
+		n, _, err := writeArtifact(ctx, f, io.LimitReader(r, size+1), nil, sums, size)
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			return "", n, nil, fmt.Errorf("%w: upload has more than %d bytes", ErrChecksum, size)
+		case err != nil:
+			return "", n, nil, err
+		case n != size:
+			return "", n, nil, fmt.Errorf("%w: upload has %d bytes, want %d", ErrChecksum, n, size)
+		}
+		return d, n, sums, nil
+	})
+}
+
+// put writes an artifact to a temporary file with write, which returns its
+// digest, size and piece sums once it has checked them, and moves the file
+// into place with its sums, each synced, then the directories.
+func (s *DirStore) put(write func(f *os.File) (Digest, int64, PieceSums, error)) (int64, error) {
 	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "upload-*")
 	if err != nil {
-		return "", 0, fmt.Errorf("deploy: artifact store: %w", err)
+		return 0, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	defer func() {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	h := sha256.New()
-	n, err := writeArtifact(ctx, f, r, h, limit)
+	d, n, sums, err := write(f)
 	if err != nil {
-		return "", n, err
-	}
-	got := Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	if want != "" && got != want {
-		return "", n, fmt.Errorf("%w: upload has %s, want %s", ErrChecksum, got, want)
+		return n, err
 	}
 	if err := f.Sync(); err != nil {
-		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
+		return n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
+		return n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
-	if err := os.Rename(f.Name(), s.path(got)); err != nil {
-		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
+	// The sums go first: an artifact in place always has its sums.
+	if err := s.putSums(d, sums); err != nil {
+		return n, fmt.Errorf("deploy: artifact store: piece sums of %s: %w", d, err)
 	}
-	// The rename is durable once the directory is synced.
-	if err := syncDir(filepath.Dir(s.path(got))); err != nil {
-		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
+	if err := os.Rename(f.Name(), s.path(d)); err != nil {
+		return n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
-	return got, n, nil
+	// The renames are durable once the directories are synced.
+	for _, dir := range []string{filepath.Dir(s.piecesPath(d)), filepath.Dir(s.path(d))} {
+		if err := syncDir(dir); err != nil {
+			return n, fmt.Errorf("deploy: artifact store: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// putSums writes the piece sums of d, synced, in place.
+func (s *DirStore) putSums(d Digest, sums PieceSums) error {
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "pieces-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}()
+	if _, err := f.Write(sums); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.piecesPath(d))
+}
+
+// PieceSums implements PieceStore. An artifact stored before the store kept
+// sums, or whose sums do not fit its size, has none.
+func (s *DirStore) PieceSums(_ context.Context, d Digest) (PieceSums, error) {
+	st, err := os.Stat(s.path(d))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("deploy: artifact %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deploy: artifact %s: %w", d, err)
+	}
+	b, err := os.ReadFile(s.piecesPath(d))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("deploy: piece sums of artifact %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deploy: piece sums of artifact %s: %w", d, err)
+	}
+	if err := PieceSums(b).check(st.Size()); err != nil {
+		return nil, fmt.Errorf("deploy: piece sums of artifact %s do not fit it: %w", d, ErrNotFound)
+	}
+	return PieceSums(b), nil
 }
 
 // syncDir syncs the directory dir, which makes a rename into it durable.
@@ -147,11 +245,12 @@ func (s *DirStore) Open(_ context.Context, d Digest) (io.ReadCloser, int64, erro
 	return VerifyReader(f, d, st.Size()), st.Size(), nil
 }
 
-// Delete implements ArtifactStore.
+// Delete implements ArtifactStore, and deletes the piece sums too.
 func (s *DirStore) Delete(_ context.Context, d Digest) error {
-	err := os.Remove(s.path(d))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("deploy: artifact %s: %w", d, err)
+	for _, p := range []string{s.path(d), s.piecesPath(d)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("deploy: artifact %s: %w", d, err)
+		}
 	}
 	return nil
 }

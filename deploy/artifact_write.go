@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -14,9 +16,10 @@ import (
 
 // An artifact is written in pieces: the reader fills one while another
 // goroutine hashes the one before and others are on their way to the disk,
-// so that receiving, hashing and writing overlap.
+// so that receiving, hashing and writing overlap. The writers sum the
+// pieces they write, in parallel.
 const (
-	pieceSize    = 2 << 20
+	pieceSize    = PieceSize
 	pieceWriters = 4
 	// pieceBuffers are in use at once: one filling, one being hashed, one
 	// per writer, and one so the reader need not wait for the slowest.
@@ -38,8 +41,11 @@ var pieces = sync.Pool{New: func() any {
 	return &b
 }}
 
-// writeArtifact copies r into f (a new, empty file) and into h, failing with
-// ErrTooLarge beyond limit bytes (limit <= 0: no limit) and when ctx ends.
+// writeArtifact copies r into f (a new, empty file) and, unless whole is
+// nil, into whole, failing with ErrTooLarge beyond limit bytes (limit <= 0:
+// no limit) and when ctx ends. It returns the sums of the pieces or, when
+// want is not nil, checks each piece against want and fails with
+// ErrChecksum at the first that differs.
 //
 // Where the file system allows it, the pieces go to the disk with direct
 // I/O: the data is not copied into the page cache first, which costs about
@@ -47,8 +53,8 @@ var pieces = sync.Pool{New: func() any {
 // piece is written, so the Sync that makes the artifact durable has little
 // left to do. A plain copy to a file (curl -o) pays the page-cache copy and
 // leaves the write-back for later; this pays for durability instead.
-func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, limit int64) (int64, error) {
-	w := &pieceWriter{f: f, direct: openDirect(f.Name())}
+func writeArtifact(ctx context.Context, f *os.File, r io.Reader, whole hash.Hash, want PieceSums, limit int64) (int64, PieceSums, error) {
+	w := &pieceWriter{f: f, direct: openDirect(f.Name()), want: want}
 	if w.direct != nil {
 		defer w.direct.Close()
 	}
@@ -63,7 +69,7 @@ func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, li
 		}
 	}
 	jobs := make(chan piece, pieceBuffers)
-	toHash := make(chan piece, pieceBuffers)
+	var toHash chan piece // nil: no whole hash
 	var wg sync.WaitGroup
 	for range pieceWriters {
 		wg.Go(func() {
@@ -73,15 +79,20 @@ func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, li
 			}
 		})
 	}
-	wg.Go(func() {
-		for p := range toHash {
-			h.Write(p.b)
-			done(p)
-		}
-	})
+	if whole != nil {
+		toHash = make(chan piece, pieceBuffers)
+		wg.Go(func() {
+			for p := range toHash {
+				whole.Write(p.b)
+				done(p)
+			}
+		})
+	}
 	n, err := w.fill(ctx, r, limit, jobs, toHash, free)
 	close(jobs)
-	close(toHash)
+	if toHash != nil {
+		close(toHash)
+	}
 	wg.Wait()
 	close(free)
 	for b := range free {
@@ -90,11 +101,17 @@ func writeArtifact(ctx context.Context, f *os.File, r io.Reader, h hash.Hash, li
 	if err == nil {
 		err = w.failed()
 	}
-	return n, err
+	if err != nil {
+		return n, nil, err
+	}
+	if want != nil {
+		return n, want, nil
+	}
+	return n, w.sums, nil
 }
 
 // piece is part of an artifact and where it goes in the file; refs counts
-// the hasher and the writer until both are done with it.
+// the hasher of the whole and the writer until both are done with it.
 type piece struct {
 	b    []byte
 	off  int64
@@ -106,14 +123,17 @@ type pieceWriter struct {
 	f      *os.File
 	direct *os.File // nil: buffered only
 
+	want PieceSums // nil: sums computes them
+
 	mu        sync.Mutex
 	err       error
 	notDirect bool // a direct write was refused: the rest is buffered
+	sums      PieceSums
 }
 
-// fill reads r into free pieces and hands each to the hasher, in order, and
-// to the writers, until r ends, the limit is passed, ctx ends or a write
-// fails.
+// fill reads r into free pieces and hands each to the hasher of the whole
+// (toHash nil: none), in order, and to the writers, until r ends, the limit
+// is passed, ctx ends or a write fails.
 func (w *pieceWriter) fill(ctx context.Context, r io.Reader, limit int64, jobs, toHash chan<- piece, free chan []byte) (int64, error) {
 	var n int64
 	for {
@@ -136,8 +156,12 @@ func (w *pieceWriter) fill(ctx context.Context, r io.Reader, limit int64, jobs, 
 		}
 		if k > 0 {
 			p := piece{b: b[:k], off: n, refs: new(atomic.Int32)}
-			p.refs.Store(2)
-			toHash <- p
+			if toHash != nil {
+				p.refs.Store(2)
+				toHash <- p
+			} else {
+				p.refs.Store(1)
+			}
 			jobs <- p
 			n += int64(k)
 		} else {
@@ -152,8 +176,12 @@ func (w *pieceWriter) fill(ctx context.Context, r io.Reader, limit int64, jobs, 
 	}
 }
 
+// write sums the piece and writes it.
 func (w *pieceWriter) write(p piece) {
 	if w.failed() != nil {
+		return
+	}
+	if !w.sum(p) {
 		return
 	}
 	aligned := len(p.b) &^ (directAlign - 1)
@@ -169,15 +197,36 @@ func (w *pieceWriter) write(p piece) {
 			w.notDirect = true
 			w.mu.Unlock()
 		default:
-			w.fail(err)
+			w.fail(fmt.Errorf("deploy: artifact write: %w", err))
 			return
 		}
 	}
 	if len(rest) > 0 {
 		if _, err := w.f.WriteAt(rest, p.off+int64(len(p.b)-len(rest))); err != nil {
-			w.fail(err)
+			w.fail(fmt.Errorf("deploy: artifact write: %w", err))
 		}
 	}
+}
+
+// sum computes the piece's sum and keeps it or, against want, checks it;
+// false: it differs, and the artifact has failed.
+func (w *pieceWriter) sum(p piece) bool {
+	s := sha256.Sum256(p.b)
+	i := p.off / pieceSize
+	if w.want != nil {
+		if ws, ok := w.want.piece(i); !ok || !bytes.Equal(ws, s[:]) {
+			w.fail(fmt.Errorf("%w: piece %d (bytes %d to %d) does not have its sum", ErrChecksum, i, p.off, p.off+int64(len(p.b))))
+			return false
+		}
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if need := int(i+1) * sha256.Size; len(w.sums) < need {
+		w.sums = append(w.sums, make([]byte, need-len(w.sums))...)
+	}
+	copy(w.sums[i*sha256.Size:], s[:])
+	return true
 }
 
 func (w *pieceWriter) buffered() bool {
@@ -190,7 +239,7 @@ func (w *pieceWriter) fail(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil {
-		w.err = fmt.Errorf("deploy: artifact write: %w", err)
+		w.err = err
 	}
 }
 

@@ -24,7 +24,7 @@ func TestWriteArtifactWriteFails(t *testing.T) {
 	}
 	defer f.Close()
 	data := bytes.Repeat([]byte{'a'}, 3*pieceSize+5)
-	n, err := writeArtifact(context.Background(), f, bytes.NewReader(data), sha256.New(), 0)
+	n, _, err := writeArtifact(context.Background(), f, bytes.NewReader(data), sha256.New(), nil, 0)
 	if err == nil {
 		t.Fatalf("writeArtifact to a read-only file = %d, nil; want an error", n)
 	}
@@ -44,7 +44,7 @@ func TestWriteArtifactPieces(t *testing.T) {
 			data[i] = byte(i*7 + i/pieceSize)
 		}
 		h := sha256.New()
-		n, err := writeArtifact(context.Background(), f, bytes.NewReader(data), h, int64(size))
+		n, sums, err := writeArtifact(context.Background(), f, bytes.NewReader(data), h, nil, int64(size))
 		if err != nil || n != int64(size) {
 			t.Fatalf("size %d: writeArtifact = %d, %v", size, n, err)
 		}
@@ -60,6 +60,14 @@ func TestWriteArtifactPieces(t *testing.T) {
 		}
 		if sum := sha256.Sum256(data); !bytes.Equal(h.Sum(nil), sum[:]) {
 			t.Errorf("size %d: the hash is not of what was written", size)
+		}
+		var want []byte
+		for off := 0; off < size; off += pieceSize {
+			s := sha256.Sum256(data[off:min(off+pieceSize, size)])
+			want = append(want, s[:]...)
+		}
+		if !bytes.Equal(sums, want) {
+			t.Errorf("size %d: piece sums %x, want %x", size, sums, want)
 		}
 	}
 }

@@ -233,6 +233,48 @@ func (m *Manager) DeleteApp(ctx context.Context, project, name string) error {
 // (ErrUnsafePath). Versions are immutable: a name is never reused
 // (ErrExists).
 func (m *Manager) AddVersion(ctx context.Context, project, app string, cfg VersionConfig, r io.Reader) (Version, error) {
+	return m.addVersion(ctx, project, app, cfg, "digest", func() (Digest, int64, error) {
+		var want Digest
+		if cfg.Digest != "" {
+			want, _ = ParseDigest(cfg.Digest)
+		}
+		return m.opts.Artifacts.Put(ctx, r, want, m.opts.MaxArtifactSize)
+	})
+}
+
+// AddVersionPieces is AddVersion for an artifact of size bytes, digest
+// cfg.Digest (required) and the piece sums, from a store that computed the
+// sums with the digest: another center, whose signed release change carries
+// them. Where Options.Artifacts is a PieceStore, the pieces are checked on
+// arrival, on every core, instead of the whole digest on one; elsewhere, or
+// when sums is nil, it is AddVersion, checking the digest. Anything that
+// does not match is refused with ErrChecksum and nothing is kept. Uploads
+// of unknown origin go through AddVersion: sums that do not belong to the
+// digest would store content under a digest it does not have.
+func (m *Manager) AddVersionPieces(ctx context.Context, project, app string, cfg VersionConfig, size int64, sums PieceSums, r io.Reader) (Version, error) {
+	ps, ok := m.opts.Artifacts.(PieceStore)
+	if !ok || sums == nil {
+		return m.AddVersion(ctx, project, app, cfg, r)
+	}
+	d, err := ParseDigest(cfg.Digest)
+	if err != nil {
+		return Version{}, &ValidationError{Fields: map[string]string{"digest": "required with piece sums: sha256:<64 hex digits>"}}
+	}
+	if err := sums.check(size); err != nil {
+		return Version{}, err
+	}
+	return m.addVersion(ctx, project, app, cfg, "pieces", func() (Digest, int64, error) {
+		if size > m.opts.MaxArtifactSize {
+			return "", 0, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, m.opts.MaxArtifactSize)
+		}
+		n, err := ps.PutPieces(ctx, r, d, size, sums)
+		return d, n, err
+	})
+}
+
+// addVersion stores a version of the app whose artifact put stores, checked
+// as check says (the label of deploy_artifact_uploads_total).
+func (m *Manager) addVersion(ctx context.Context, project, app string, cfg VersionConfig, check string, put func() (Digest, int64, error)) (Version, error) {
 	if err := cfg.Validate(); err != nil {
 		return Version{}, err
 	}
@@ -243,12 +285,13 @@ func (m *Manager) AddVersion(ctx context.Context, project, app string, cfg Versi
 	if _, err := m.opts.Store.Version(ctx, project, app, cfg.Name); err == nil {
 		return Version{}, fmt.Errorf("deploy: version %s of app %s/%s: %w", cfg.Name, project, app, ErrExists)
 	}
-	var want Digest
-	if cfg.Digest != "" {
-		want, _ = ParseDigest(cfg.Digest)
-	}
-	d, n, err := m.opts.Artifacts.Put(ctx, r, want, m.opts.MaxArtifactSize)
+	d, n, err := put()
 	m.metrics.uploadBytes.Add(float64(n))
+	result := "stored"
+	if err != nil {
+		result = "refused"
+	}
+	m.metrics.uploads.WithLabelValues(check, result).Inc()
 	if err != nil {
 		return Version{}, fmt.Errorf("deploy: upload version %s of app %s/%s: %w", cfg.Name, project, app, err)
 	}
@@ -318,6 +361,22 @@ func (m *Manager) OpenArtifact(ctx context.Context, project, app, version string
 		return nil, Version{}, fmt.Errorf("deploy: version %s of app %s/%s: %w", version, project, app, err)
 	}
 	return rc, v, nil
+}
+
+// PieceSums returns the piece sums of the version's artifact, for another
+// center to check its copy by (AddVersionPieces). The error wraps
+// ErrNotFound when the artifact store keeps none for it: it is not a
+// PieceStore, or the artifact was stored before it kept them.
+func (m *Manager) PieceSums(ctx context.Context, v Version) (PieceSums, error) {
+	ps, ok := m.opts.Artifacts.(PieceStore)
+	if !ok {
+		return nil, fmt.Errorf("deploy: piece sums of version %s of app %s/%s: %w: the artifact store keeps none", v.Name, v.Project, v.App, ErrNotFound)
+	}
+	sums, err := ps.PieceSums(ctx, v.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: version %s of app %s/%s: %w", v.Name, v.Project, v.App, err)
+	}
+	return sums, nil
 }
 
 // PutNode validates cfg and registers the node, or updates it (its driver is

@@ -16,6 +16,7 @@ type metrics struct {
 	actions        *prometheus.CounterVec
 	healthFailures *prometheus.CounterVec
 	uploadBytes    prometheus.Counter
+	uploads        *prometheus.CounterVec
 	eventSeq       prometheus.Gauge
 }
 
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deploy_artifact_upload_bytes_total", Help: "Bytes of artifacts uploaded, refused uploads included.",
 		}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deploy_artifact_uploads_total",
+			Help: "Artifacts uploaded, by how they were checked (digest: hashed whole; pieces: each piece against the piece sums another center gave) and result (stored, refused).",
+		}, []string{"check", "result"}),
 		eventSeq: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deploy_release_event_seq", Help: "Sequence number of the last release event published.",
 		}),
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.deployments, m.duration, m.actions, m.healthFailures, m.uploadBytes, m.eventSeq} {
+	for _, c := range []prometheus.Collector{m.deployments, m.duration, m.actions, m.healthFailures, m.uploadBytes, m.uploads, m.eventSeq} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
