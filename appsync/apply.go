@@ -35,7 +35,8 @@ func (t *task) applyRelease(c *Change, target string, res Resolution, superseded
 		}
 		// One byte more than the size lets the Sink see an artifact that is
 		// too long, without reading an endless one.
-		err = sink.AddVersion(ctx, target, c.App, c.Version, c.Digest, c.Notes, c.Size, io.LimitReader(rc, c.Size+1))
+		a := Artifact{Digest: c.Digest, Size: c.Size, PieceSize: c.PieceSize, Pieces: c.Pieces}
+		err = sink.AddVersion(ctx, target, c.App, c.Version, c.Notes, a, io.LimitReader(rc, c.Size+1))
 		rc.Close()
 		if err != nil {
 			return result{}, fmt.Errorf("%s: copy the artifact: %w", where, err)

@@ -41,6 +41,13 @@ const (
 	MaxNotesSize = 65536
 	// MaxNodes bounds Change.Nodes.
 	MaxNodes = 1000
+	// MinPieceSize and MaxPieceSize bound Change.PieceSize, a power of two.
+	MinPieceSize = 4096
+	MaxPieceSize = 1 << 30
+	// MaxPieces bounds the piece sums of a change, so that they add at most
+	// 4 MiB of hex to it: 128 GiB of artifact at 2 MiB pieces. A source
+	// picks a piece size that keeps a larger artifact within it.
+	MaxPieces = 1 << 16
 )
 
 // Change is one entry of a source center's ordered change feed. A feed is
@@ -71,6 +78,15 @@ type Change struct {
 	Notes string `json:"notes,omitempty"`
 	// Nodes are the source nodes the version was released to (KindRelease).
 	Nodes []string `json:"nodes,omitempty"`
+	// PieceSize and Pieces, when the source gives them, are the sha256 of
+	// each PieceSize-byte piece of the artifact in order (the last one may
+	// be shorter; an empty artifact has none), in lower-case hex, 64 digits
+	// a piece (KindRelease). The source computed them from the same bytes
+	// as Digest, in one pass, and they are signed with it, so a Sink may
+	// check the artifact piece by piece, on every core, instead of hashing
+	// it whole in one sequential stream.
+	PieceSize int64  `json:"piece_size,omitempty"`
+	Pieces    string `json:"pieces,omitempty"`
 
 	// Config is the app's whole configuration after the change, a JSON
 	// object (KindConfig). Absent when Deleted.
@@ -97,13 +113,16 @@ func ValidateKey(key []byte) error {
 // The canonical encoding is the JSON object, with keys in this order,
 //
 //	{"v":1,"seq":…,"time":…,"kind":…,"project":…,"app":…,"version":…,
-//	 "digest":…,"size":…,"notes":…,"nodes":[…],"config":…,"deleted":…}
+//	 "digest":…,"size":…,"notes":…,"nodes":[…],"config":…,"deleted":…,
+//	 "piece_size":…,"pieces":…}
 //
 // where time is in UTC as RFC 3339 with nanoseconds, nodes is null when
-// empty, and config is the configuration with its object keys sorted and no
-// spaces (null when absent; a JSON string of its bytes when it is not
-// JSON). Every field but MAC is covered, and re-encoding a change on the
-// wire (spaces, escapes, time zones) does not change its MAC.
+// empty, piece_size and pieces are left out when 0 and empty (so that a
+// change without piece sums has the MAC it had before they existed), and
+// config is the configuration with its object keys sorted and no spaces
+// (null when absent; a JSON string of its bytes when it is not JSON).
+// Every field but MAC is covered, and re-encoding a change on the wire
+// (spaces, escapes, time zones) does not change its MAC.
 func Sign(key []byte, c *Change) {
 	c.MAC = hex.EncodeToString(mac(key, c))
 }
@@ -140,6 +159,9 @@ type macFields struct {
 	Nodes   []string        `json:"nodes"`
 	Config  json.RawMessage `json:"config"`
 	Deleted bool            `json:"deleted"`
+	// Last, and left out when empty: see Sign.
+	PieceSize int64  `json:"piece_size,omitempty"`
+	Pieces    string `json:"pieces,omitempty"`
 }
 
 func mac(key []byte, c *Change) []byte {
@@ -147,6 +169,7 @@ func mac(key []byte, c *Change) []byte {
 		V: 1, Seq: c.Seq, Time: c.Time.UTC().Format(time.RFC3339Nano), Kind: c.Kind,
 		Project: c.Project, App: c.App, Version: c.Version, Digest: c.Digest, Size: c.Size,
 		Notes: c.Notes, Deleted: c.Deleted, Config: canonicalConfig(c.Config),
+		PieceSize: c.PieceSize, Pieces: c.Pieces,
 	}
 	if len(c.Nodes) > 0 {
 		f.Nodes = c.Nodes
@@ -250,12 +273,15 @@ func (c *Change) Validate() error {
 				bad("nodes[%d] %q is not a name", i, n)
 			}
 		}
+		if p := c.pieceProblem(); p != "" {
+			bad("%s", p)
+		}
 		if len(c.Config) > 0 || c.Deleted {
 			bad("a release change has no config and is not deleted")
 		}
 	case KindConfig:
-		if c.Version != "" || c.Digest != "" || c.Size != 0 || c.Notes != "" || len(c.Nodes) > 0 {
-			bad("a config change has no version, digest, size, notes or nodes")
+		if c.Version != "" || c.Digest != "" || c.Size != 0 || c.Notes != "" || len(c.Nodes) > 0 || c.PieceSize != 0 || c.Pieces != "" {
+			bad("a config change has no version, digest, size, notes, nodes, piece_size or pieces")
 		}
 		switch {
 		case c.Deleted && len(c.Config) > 0:
@@ -278,12 +304,42 @@ func (c *Change) Validate() error {
 	return fmt.Errorf("%w: change %d: %s", ErrMalformed, c.Seq, strings.Join(p, "; "))
 }
 
+// pieceProblem says what is wrong with the piece sums of a release change,
+// "" when nothing is.
+func (c *Change) pieceProblem() string {
+	switch {
+	case c.PieceSize == 0 && c.Pieces == "":
+		return ""
+	case c.PieceSize == 0 || c.Pieces == "":
+		return "piece_size and pieces go together: both or neither"
+	case c.PieceSize < MinPieceSize || c.PieceSize > MaxPieceSize || c.PieceSize&(c.PieceSize-1) != 0:
+		return fmt.Sprintf("piece_size must be a power of two from %d to %d, got %d", MinPieceSize, MaxPieceSize, c.PieceSize)
+	case len(c.Pieces) > 64*MaxPieces:
+		return fmt.Sprintf("at most %d pieces, got %d hex digits", MaxPieces, len(c.Pieces))
+	case len(c.Pieces)%64 != 0 || !lowerHex(c.Pieces):
+		return "pieces must be lower-case hex, 64 digits a piece"
+	case c.Size == 0:
+		return "an empty artifact has no pieces"
+	case c.Size < 0:
+		return "" // Validate reports the size.
+	}
+	got, want := int64(len(c.Pieces)/64), c.Size/c.PieceSize
+	if c.Size%c.PieceSize != 0 {
+		want++
+	}
+	if got != want {
+		return fmt.Sprintf("pieces has %d sums, a %d-byte artifact has %d pieces of %d bytes", got, c.Size, want, c.PieceSize)
+	}
+	return ""
+}
+
 func validDigest(s string) bool {
 	h, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(h) != 64 {
-		return false
-	}
-	for _, r := range h {
+	return ok && len(h) == 64 && lowerHex(h)
+}
+
+func lowerHex(s string) bool {
+	for _, r := range s {
 		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
 			return false
 		}

@@ -20,6 +20,14 @@ func release() Change {
 	}
 }
 
+// withPieces is release() of a size-byte artifact with n piece sums of
+// pieceSize bytes.
+func withPieces(size, pieceSize int64, n int) Change {
+	c := release()
+	c.Size, c.PieceSize, c.Pieces = size, pieceSize, strings.Repeat("0123456789abcdef", 4*n)
+	return c
+}
+
 func config() Change {
 	return Change{
 		Seq: 8, Time: time.Date(2025, 3, 1, 8, 0, 1, 0, time.UTC), Kind: KindConfig, Project: "hx", App: "outpatient",
@@ -31,7 +39,7 @@ func config() Change {
 // the wire: JSON re-encoding (HTML escapes, spaces, key order, time zone)
 // keeps its MAC.
 func TestSignVerifyAcrossTheWire(t *testing.T) {
-	for _, c := range []Change{release(), config(), {Seq: 9, Time: time.Now(), Kind: KindConfig, Project: "hx", App: "a", Deleted: true}} {
+	for _, c := range []Change{release(), withPieces(9000, 4096, 3), config(), {Seq: 9, Time: time.Now(), Kind: KindConfig, Project: "hx", App: "a", Deleted: true}} {
 		Sign(key, &c)
 		if err := Verify(key, &c); err != nil {
 			t.Fatal(err)
@@ -69,6 +77,7 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		"notes":   func(c *Change) { c.Notes = "" },
 		"config":  func(c *Change) { c.Config = json.RawMessage(`{"port":8086}`) },
 		"deleted": func(c *Change) { c.Deleted = true },
+		"pieces":  func(c *Change) { c.PieceSize, c.Pieces = 4096, strings.Repeat("ab", 32) },
 		"mac":     func(c *Change) { c.MAC = strings.Repeat("0", 64) },
 		"no mac":  func(c *Change) { c.MAC = "" },
 		"not hex": func(c *Change) { c.MAC = "zz" },
@@ -88,6 +97,45 @@ func TestVerifyRejectsTampering(t *testing.T) {
 	}
 	if err := Verify(key[:31], &c); !errors.Is(err, ErrInvalid) {
 		t.Errorf("short key: %v", err)
+	}
+}
+
+// The MAC covers the piece sums, as it covers the digest: a Sink that
+// checks the pieces trusts them as much.
+func TestVerifyRejectsTamperedPieces(t *testing.T) {
+	tamper := map[string]func(*Change){
+		"one digit":  func(c *Change) { c.Pieces = "1" + c.Pieces[1:] },
+		"last digit": func(c *Change) { c.Pieces = c.Pieces[:len(c.Pieces)-1] + "e" },
+		"piece size": func(c *Change) { c.PieceSize *= 2 },
+		"removed":    func(c *Change) { c.PieceSize, c.Pieces = 0, "" },
+	}
+	for name, f := range tamper {
+		c := withPieces(9000, 4096, 3)
+		Sign(key, &c)
+		if err := Verify(key, &c); err != nil {
+			t.Fatal(err)
+		}
+		f(&c)
+		if err := Verify(key, &c); !errors.Is(err, ErrForged) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Changes without piece sums keep the MACs they had before piece sums
+// existed: the canonical encoding of their fields is pinned here.
+func TestMACWithoutPiecesUnchanged(t *testing.T) {
+	for _, tc := range []struct {
+		c   Change
+		mac string
+	}{
+		{release(), "b2d2730604728c1ba4772c78f9f7547fab1f9fe12c3ba5bebbe6bf31299f869a"},
+		{config(), "5cab4af49141b83bab863a06c8d4cdf7f39e6ea9f5f700ca5d4a91b5a74889bb"},
+	} {
+		Sign(key, &tc.c)
+		if tc.c.MAC != tc.mac {
+			t.Errorf("change %d: MAC %s, want %s", tc.c.Seq, tc.c.MAC, tc.mac)
+		}
 	}
 }
 
@@ -117,6 +165,26 @@ func TestValidate(t *testing.T) {
 		"config garbage":    {func() Change { c := config(); c.Config = json.RawMessage(`{"a":1}x`); return c }(), "not JSON"},
 		"config missing":    {func() Change { c := config(); c.Config = nil; return c }(), "not JSON"},
 		"deleted with body": {func() Change { c := config(); c.Deleted = true; return c }(), "deleted app has no config"},
+		"pieces":            {withPieces(1234, 4096, 1), ""},
+		"pieces exact":      {withPieces(8192, 4096, 2), ""},
+		"pieces last short": {withPieces(8193, 4096, 3), ""},
+		"pieces largest":    {withPieces(1<<30+1, MaxPieceSize, 2), ""},
+		"pieces most":       {withPieces(MaxPieces*4096, 4096, MaxPieces), ""},
+		"piece size alone":  {func() Change { c := withPieces(1234, 4096, 1); c.Pieces = ""; return c }(), "both or neither"},
+		"pieces alone":      {func() Change { c := withPieces(1234, 4096, 1); c.PieceSize = 0; return c }(), "both or neither"},
+		"piece size odd":    {withPieces(1234, 6000, 1), "power of two"},
+		"piece size small":  {withPieces(1234, 2048, 1), "power of two"},
+		"piece size large":  {withPieces(1234, 1<<31, 1), "power of two"},
+		"piece size neg":    {withPieces(1234, -4096, 1), "power of two"},
+		"too few pieces":    {withPieces(8193, 4096, 2), "pieces has 2 sums, a 8193-byte artifact has 3"},
+		"too many pieces":   {withPieces(1234, 4096, 2), "pieces has 2 sums, a 1234-byte artifact has 1"},
+		"beyond max pieces": {withPieces((MaxPieces+1)*4096, 4096, MaxPieces+1), "at most 65536 pieces"},
+		"pieces digits":     {func() Change { c := withPieces(1234, 4096, 1); c.Pieces += "0"; return c }(), "64 digits a piece"},
+		"upper pieces":      {func() Change { c := withPieces(1234, 4096, 1); c.Pieces = strings.ToUpper(c.Pieces); return c }(), "lower-case hex"},
+		"non-hex pieces":    {func() Change { c := withPieces(1234, 4096, 1); c.Pieces = "g" + c.Pieces[1:]; return c }(), "lower-case hex"},
+		"empty with pieces": {withPieces(0, 4096, 1), "an empty artifact has no pieces"},
+		"config pieces":     {func() Change { c := config(); c.PieceSize, c.Pieces = 4096, strings.Repeat("ab", 32); return c }(), "piece_size or pieces"},
+		"config piece size": {func() Change { c := config(); c.PieceSize = 4096; return c }(), "piece_size or pieces"},
 		"config too large": {func() Change {
 			c := config()
 			c.Config = json.RawMessage(`{"x":"` + strings.Repeat("x", MaxConfigSize) + `"}`)

@@ -9,8 +9,9 @@
 //
 // The source center publishes an ordered change feed: each Change has a
 // seq, strictly increasing, and is a release (version V of app X in project
-// P, with the artifact's digest and size and the source nodes) or a config
-// change (the app's whole configuration after the change, or its deletion).
+// P, with the artifact's digest and size, maybe its piece sums, and the
+// source nodes) or a config change (the app's whole configuration after the
+// change, or its deletion).
 // Each change carries an HMAC-SHA256 (Sign, Verify) under a key the two
 // centers share, over a canonical encoding of all its fields.
 //
@@ -42,11 +43,20 @@
 // A release: when the target has the version with the same digest, nothing
 // is copied; with another digest the task stops at a conflict
 // (ReasonDigest), since versions are immutable. Otherwise the artifact is
-// streamed from Source.Artifact into Sink.AddVersion, which checks the
-// digest and size on arrival and keeps nothing on a mismatch (the task
-// retries). With VersionPolicy mode release (the default), a version that
-// is not the target's current one is then released on the counterparts of
-// the source's nodes (VersionPolicy.Nodes) or, without a node map, on the
+// streamed from Source.Artifact into Sink.AddVersion, which checks its size
+// and content on arrival and keeps nothing on a mismatch (the task
+// retries). When the change carries piece sums (Change.Pieces: the sha256
+// of each PieceSize-byte piece) the Sink may check the pieces in parallel,
+// on every core, where the whole digest is one sequential stream that one
+// core bounds (about 1 GB/s); otherwise it checks the whole digest. That
+// is as strong: the source computed the sums and the digest from the same
+// bytes in one pass, and the MAC covers both, so pieces that match are the
+// content the digest names, as far as the source is trusted, which it is
+// already to sign the change.
+//
+// With VersionPolicy mode release (the default), a version that is not the
+// target's current one is then released on the counterparts of the
+// source's nodes (VersionPolicy.Nodes) or, without a node map, on the
 // target app's current nodes.
 //
 // A config change: apps outside ConfigPolicy.Apps are skipped; top-level

@@ -1,6 +1,7 @@
 package appsync_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -476,13 +477,94 @@ func TestArtifactDigestMismatch(t *testing.T) {
 	}
 }
 
+// A release with piece sums is copied checked by them; an empty artifact
+// has none and is checked by its digest.
+func TestReleaseCheckedByPieces(t *testing.T) {
+	r := newRig(t)
+	r.feed.SetPieceSize(appsync.MinPieceSize)
+	e := r.engine(nil)
+	r.start(e, versionTask("versions"))
+	content := bytes.Repeat([]byte("outpatient "), 1000) // 11000 bytes: 3 pieces, the last short
+	r.feed.Release("hx", "outpatient", "1.0", content)
+	r.feed.Release("hx", "outpatient", "1.1", nil)
+	s := waitCursor(t, e, "versions", 2)
+	vs := r.sink.Versions("hx-b", "outpatient")
+	if v := vs["1.0"]; !bytes.Equal(v.Content, content) || v.PieceSize != appsync.MinPieceSize || len(v.Pieces) != 3*64 || v.Pieces != appsynctest.PieceSums(content, appsync.MinPieceSize) {
+		t.Fatalf("version 1.0 stored as %d bytes checked by pieces of %d: %q", len(v.Content), v.PieceSize, v.Pieces)
+	}
+	if v, ok := vs["1.1"]; !ok || v.PieceSize != 0 || v.Pieces != "" || len(v.Content) != 0 {
+		t.Fatalf("version 1.1 stored as %+v, %v", v, ok)
+	}
+	if s.Applied != 2 || s.Rejected != 0 {
+		t.Fatalf("status: %+v", s)
+	}
+}
+
+// An artifact with a piece unlike its sum is not kept, and the task retries
+// as for a digest mismatch: whether the source serves other bytes of the
+// same size, or the signed change has the sums of other content (its digest
+// that of the bytes served, which the pieces path does not read).
+func TestArtifactPieceMismatch(t *testing.T) {
+	content := bytes.Repeat([]byte("the real artifact "), 500) // 9000 bytes: 3 pieces
+	other := bytes.Clone(content)
+	other[5000] ^= 1 // in piece 1
+	for name, tc := range map[string]struct {
+		release func(f *appsynctest.Feed)
+		fix     func(f *appsynctest.Feed) // nil: the change stays wrong
+	}{
+		"bytes": {
+			release: func(f *appsynctest.Feed) {
+				f.Release("hx", "outpatient", "1.0", content)
+				f.SetArtifact("hx", "outpatient", "1.0", other)
+			},
+			fix: func(f *appsynctest.Feed) { f.SetArtifact("hx", "outpatient", "1.0", content) },
+		},
+		"sums": {
+			release: func(f *appsynctest.Feed) {
+				c := appsynctest.NewFeed().Release("hx", "outpatient", "1.0", content)
+				c.Seq, c.PieceSize, c.Pieces = 0, 4096, appsynctest.PieceSums(other, 4096)
+				f.SetArtifact("hx", "outpatient", "1.0", content)
+				f.Append(c)
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t)
+			r.feed.SetPieceSize(4096)
+			tc.release(r.feed)
+			e := r.engine(nil)
+			cfg := versionTask("versions")
+			cfg.Version.Mode = appsync.ModeCopy
+			r.start(e, cfg)
+			s := waitFor2(t, e, "versions", func(s appsync.Status) bool { return s.Retries >= 2 })
+			if s.State != appsync.StateRetrying || s.Cursor != 0 || !strings.Contains(s.LastError, "copy the artifact") || !strings.Contains(s.LastError, "piece 1 ") {
+				t.Fatalf("status: %+v", s)
+			}
+			if v := r.sink.Versions("hx-b", "outpatient"); len(v) != 0 {
+				t.Fatalf("an artifact unlike its pieces was kept: %v", v)
+			}
+			if n := r.sink.Calls(appsynctest.OpAddVersion); n < 2 {
+				t.Fatalf("%d AddVersion calls, want the retries", n)
+			}
+			if tc.fix == nil {
+				return
+			}
+			tc.fix(r.feed)
+			s = waitCursor(t, e, "versions", 1)
+			if v := r.sink.Versions("hx-b", "outpatient")["1.0"]; !bytes.Equal(v.Content, content) || v.Pieces == "" || s.Applied != 1 {
+				t.Fatalf("version %+v, status %+v", v, s)
+			}
+		})
+	}
+}
+
 func TestVersionWithAnotherDigest(t *testing.T) {
 	r := newRig(t)
 	e := r.engine(nil)
 	other := appsynctest.NewFeed()
 	other.Release("hx-b", "outpatient", "1.0", []byte("built in B"))
 	// The target got its own 1.0 first.
-	if err := r.sink.AddVersion(context.Background(), "hx-b", "outpatient", "1.0", mustChange(other, 1).Digest, "", 10, strings.NewReader("built in B")); err != nil {
+	if err := r.sink.AddVersion(context.Background(), "hx-b", "outpatient", "1.0", "", appsync.Artifact{Digest: mustChange(other, 1).Digest, Size: 10}, strings.NewReader("built in B")); err != nil {
 		t.Fatal(err)
 	}
 	r.feed.Release("hx", "outpatient", "1.0", []byte("built in A"))

@@ -1,6 +1,7 @@
 package appsync_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,52 @@ func TestHTTPSourceAgainstFeedHandler(t *testing.T) {
 	}
 	if got := configOf(t, r.sink, "outpatient"); got["note"] != "<&> 门诊" {
 		t.Fatalf("config: %v", got)
+	}
+}
+
+// Piece sums cross the transport: FeedHandler signs them, HTTPSource
+// verifies them (and rejects them altered on the way), and a task copies
+// the artifact checked by them.
+func TestHTTPSourcePieces(t *testing.T) {
+	r := newRig(t)
+	r.feed.SetPieceSize(64 << 10)
+	big := bytes.Repeat([]byte("0123456789"), 100_000) // 16 pieces, the last short
+	sent := r.feed.Release("hx", "outpatient", "1.0", big)
+	src := httpSource(t, serveFeed(t, r.feed).URL+"/feed", "s3cret")
+	ctx := context.Background()
+	p, err := src.Changes(ctx, 0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 1 || len(p.Rejected) != 0 {
+		t.Fatalf("page: %+v", p)
+	}
+	c := p.Changes[0]
+	if c.PieceSize != 64<<10 || len(c.Pieces) != 16*64 || c.Pieces != sent.Pieces {
+		t.Fatalf("received pieces of %d: %q", c.PieceSize, c.Pieces)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	altered := c
+	altered.Pieces = strings.Repeat("0", 64) + c.Pieces[64:]
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"changes": []appsync.Change{altered}, "head": 1})
+	}))
+	defer relay.Close()
+	p, err = httpSource(t, relay.URL, "").Changes(ctx, 0, 10, 0)
+	if err != nil || len(p.Changes) != 0 || len(p.Rejected) != 1 || !strings.Contains(p.Rejected[0].Error, "MAC") {
+		t.Fatalf("altered pieces: %+v, %v", p, err)
+	}
+
+	e := r.engine(nil)
+	if err := e.Start(ctx, versionTask("versions"), appsync.TaskOptions{Source: src, ProjectMap: appsync.BindProject("hx", "hx-b")}); err != nil {
+		t.Fatal(err)
+	}
+	waitCursor(t, e, "versions", 1)
+	if v := r.sink.Versions("hx-b", "outpatient")["1.0"]; !bytes.Equal(v.Content, big) || v.Pieces != sent.Pieces {
+		t.Fatalf("version of %d bytes checked by %d piece sums", len(v.Content), len(v.Pieces)/64)
 	}
 }
 

@@ -49,7 +49,8 @@ type Source interface {
 	// ctx ends.
 	Changes(ctx context.Context, after int64, limit int, wait time.Duration) (Page, error)
 	// Artifact opens the artifact of a version. The caller closes it. The
-	// Sink checks its digest; the Source need not.
+	// Sink checks it against the change's digest or piece sums; the Source
+	// need not.
 	Artifact(ctx context.Context, project, app, version string) (io.ReadCloser, error)
 }
 
@@ -73,9 +74,12 @@ type Sink interface {
 	// the app has no such version.
 	Version(ctx context.Context, project, app, version string) (digest string, ok bool, err error)
 	// AddVersion stores a new version of the app, reading its artifact from
-	// r to the end. The sink hashes what it reads and keeps nothing unless
-	// it has exactly size bytes with digest ("sha256:<hex>").
-	AddVersion(ctx context.Context, project, app, version, digest, notes string, size int64, r io.Reader) error
+	// r to the end. The sink keeps nothing unless it read exactly a.Size
+	// bytes with a.Digest. Where a has piece sums it may check each piece
+	// against them instead, in parallel, since the source computed them
+	// with the digest and they are signed with it; a sink that cannot use
+	// pieces of a.PieceSize checks the whole digest.
+	AddVersion(ctx context.Context, project, app, version, notes string, a Artifact, r io.Reader) error
 	// Current returns the app's released version, "" before its first
 	// release.
 	Current(ctx context.Context, project, app string) (version string, err error)
@@ -90,6 +94,19 @@ type Sink interface {
 	PutAppConfig(ctx context.Context, project, app string, cfg json.RawMessage) error
 	// DeleteApp deletes the app; deleting a missing app is not an error.
 	DeleteApp(ctx context.Context, project, app string) error
+}
+
+// Artifact is what a release change says of a version's artifact.
+type Artifact struct {
+	// Digest is the sha256 of the whole artifact, "sha256:<hex>".
+	Digest string
+	// Size is its length in bytes.
+	Size int64
+	// PieceSize and Pieces are its piece sums, as Change has them: the
+	// sha256 of each PieceSize-byte piece, 64 hex digits a piece. 0 and
+	// "": the change has none.
+	PieceSize int64
+	Pieces    string
 }
 
 // ProjectMap maps a project of the source center to its counterpart in the

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,8 @@ type Feed struct {
 	fault func(op string) error
 	now   func() time.Time
 	calls map[string]int
+	// pieceSize is the piece size of the piece sums of releases, 0 for none.
+	pieceSize int64
 }
 
 // NewFeed returns an empty feed.
@@ -52,6 +55,15 @@ func (f *Feed) SetFault(fault func(op string) error) {
 func (f *Feed) SetNow(now func() time.Time) {
 	f.mu.Lock()
 	f.now = now
+	f.mu.Unlock()
+}
+
+// SetPieceSize makes the releases appended after it carry the piece sums
+// (PieceSums) of their artifacts, in pieces of n bytes; an empty artifact
+// has none. 0 (the default) gives releases without piece sums.
+func (f *Feed) SetPieceSize(n int64) {
+	f.mu.Lock()
+	f.pieceSize = n
 	f.mu.Unlock()
 }
 
@@ -83,15 +95,34 @@ func (f *Feed) Append(c appsync.Change) appsync.Change {
 }
 
 // Release stores content as the artifact of version of app and appends its
-// release to nodes.
+// release to nodes, with piece sums after SetPieceSize.
 func (f *Feed) Release(project, app, version string, content []byte, nodes ...string) appsync.Change {
 	f.SetArtifact(project, app, version, content)
 	sum := sha256.Sum256(content)
-	return f.Append(appsync.Change{
+	c := appsync.Change{
 		Kind: appsync.KindRelease, Project: project, App: app, Version: version,
 		Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(content)),
 		Notes: "release " + version, Nodes: nodes,
-	})
+	}
+	f.mu.Lock()
+	if n := f.pieceSize; n > 0 && len(content) > 0 {
+		c.PieceSize, c.Pieces = n, PieceSums(content, n)
+	}
+	f.mu.Unlock()
+	return f.Append(c)
+}
+
+// PieceSums returns the piece sums of content as a release change carries
+// them (appsync.Change.Pieces): the sha256 of each pieceSize-byte piece, the
+// last one maybe shorter, in lower-case hex, concatenated; "" for empty
+// content. pieceSize must be above 0.
+func PieceSums(content []byte, pieceSize int64) string {
+	var b strings.Builder
+	for p := range slices.Chunk(content, int(pieceSize)) {
+		sum := sha256.Sum256(p)
+		b.WriteString(hex.EncodeToString(sum[:]))
+	}
+	return b.String()
 }
 
 // Config appends a config change of app: cfg, encoded as JSON, is its

@@ -1,7 +1,6 @@
 package appsynctest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +29,9 @@ const (
 // the writes, and is safe for concurrent use. Unlike a real platform it
 // lets AddVersion and Release act on an app that has no configuration. Use
 // NewSink.
+//
+// AddVersion checks an artifact by its piece sums when the change has them,
+// and then not by its whole digest, so that a test sees which was checked.
 type Sink struct {
 	mu     sync.Mutex
 	apps   map[string]*app
@@ -48,10 +50,14 @@ type app struct {
 
 // Version is a version stored by a Sink.
 type Version struct {
-	Digest  string
-	Size    int64
-	Notes   string
-	Content []byte
+	Digest string
+	Size   int64
+	// PieceSize and Pieces are the piece sums the artifact was checked
+	// against; 0 and "" when it was checked by its whole Digest.
+	PieceSize int64
+	Pieces    string
+	Notes     string
+	Content   []byte
 }
 
 // Write is one write a Sink took: Op is OpAddVersion, OpRelease,
@@ -209,19 +215,19 @@ func (s *Sink) Version(_ context.Context, project, name, version string) (string
 }
 
 // AddVersion reads r to the end and stores the version if it has exactly
-// size bytes with digest; otherwise it keeps nothing. An existing version is
-// an error.
-func (s *Sink) AddVersion(_ context.Context, project, name, version, digest, notes string, size int64, r io.Reader) error {
+// art.Size bytes and each piece has its sum in art.Pieces or, without piece
+// sums, the whole artifact has art.Digest; otherwise it keeps nothing. An
+// existing version is an error.
+func (s *Sink) AddVersion(_ context.Context, project, name, version, notes string, art appsync.Artifact, r io.Reader) error {
 	if err := s.begin(OpAddVersion); err != nil {
 		return err
 	}
-	h := sha256.New()
-	var buf bytes.Buffer
-	if _, err := io.Copy(io.MultiWriter(h, &buf), r); err != nil {
+	content, err := io.ReadAll(r)
+	if err != nil {
 		return fmt.Errorf("appsynctest: add version %s: read the artifact: %w", version, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest || int64(buf.Len()) != size {
-		return fmt.Errorf("appsynctest: add version %s: artifact has %d bytes with %s, want %d with %s", version, buf.Len(), got, size, digest)
+	if err := check(content, art); err != nil {
+		return fmt.Errorf("appsynctest: add version %s: %w", version, err)
 	}
 	s.mu.Lock()
 	a := s.app(project, name)
@@ -229,10 +235,35 @@ func (s *Sink) AddVersion(_ context.Context, project, name, version, digest, not
 		s.mu.Unlock()
 		return fmt.Errorf("appsynctest: add version %s of %s/%s: exists", version, project, name)
 	}
-	a.versions[version] = Version{Digest: digest, Size: size, Notes: notes, Content: buf.Bytes()}
+	a.versions[version] = Version{Digest: art.Digest, Size: art.Size, PieceSize: art.PieceSize, Pieces: art.Pieces, Notes: notes, Content: content}
 	s.writes = append(s.writes, Write{Op: OpAddVersion, Project: project, App: name, Version: version})
 	s.mu.Unlock()
 	return s.done(OpAddVersion)
+}
+
+// check checks content against art: by its piece sums when it has them,
+// else by its whole digest.
+func check(content []byte, art appsync.Artifact) error {
+	if art.Pieces == "" {
+		sum := sha256.Sum256(content)
+		if got := "sha256:" + hex.EncodeToString(sum[:]); got != art.Digest || int64(len(content)) != art.Size {
+			return fmt.Errorf("artifact has %d bytes with %s, want %d with %s", len(content), got, art.Size, art.Digest)
+		}
+		return nil
+	}
+	if int64(len(content)) != art.Size || art.PieceSize <= 0 {
+		return fmt.Errorf("artifact has %d bytes, want %d in pieces of %d", len(content), art.Size, art.PieceSize)
+	}
+	got := PieceSums(content, art.PieceSize)
+	if len(got) != len(art.Pieces) {
+		return fmt.Errorf("artifact has %d pieces of %d bytes, the change %d sums", len(got)/64, art.PieceSize, len(art.Pieces)/64)
+	}
+	for i := 0; i < len(got); i += 64 {
+		if got[i:i+64] != art.Pieces[i:i+64] {
+			return fmt.Errorf("piece %d of %d bytes has sha256 %s, want %s", i/64, art.PieceSize, got[i:i+64], art.Pieces[i:i+64])
+		}
+	}
+	return nil
 }
 
 // Current returns the released version.

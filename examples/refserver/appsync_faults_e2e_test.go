@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shuanghuo/shuanghuo/appsync"
+	"github.com/shuanghuo/shuanghuo/deploy"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
 )
 
@@ -260,7 +261,39 @@ func TestAppSyncSourceRestartMidArtifact(t *testing.T) {
 	require.Empty(t, tmp, "no partial artifact left")
 	st := taskStatus(bAPI, tasks[1])
 	require.Equal(t, int64(2), st.Applied)
+	// B checked both copies by the piece sums A's release changes carry, and keeps them
+	// for its own copies, as A does.
+	for _, v := range []artifact{v1, big} {
+		h := strings.TrimPrefix(v.digest, "sha256:")
+		aSums, err := os.ReadFile(filepath.Join(a.dir, "deploy", "artifacts", "pieces", h))
+		require.NoError(t, err)
+		bSums, err := os.ReadFile(filepath.Join(b.dir, "deploy", "artifacts", "pieces", h))
+		require.NoError(t, err)
+		require.Equal(t, aSums, bSums)
+		require.Len(t, bSums, int((v.size+deploy.PieceSize-1)/deploy.PieceSize)*32)
+	}
+	require.Equal(t, 2.0, metricValue(t, b, `deploy_artifact_uploads_total{check="pieces",result="stored"}`))
+	require.GreaterOrEqual(t, metricValue(t, b, `deploy_artifact_uploads_total{check="pieces",result="refused"}`), 1.0, "the cut copy")
+	require.Zero(t, metricValue(t, b, `deploy_artifact_uploads_total{check="digest",result="stored"}`))
 	t.Logf("cut after %d of %d bytes; version task: %+v", sentBefore, big.size, st)
+}
+
+// metricValue reads a sample of the center's /metrics, 0 when it has none.
+func metricValue(t *testing.T, sc *syncCenter, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(sc.c.URL() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
 }
 
 // A team binding to a source that misbehaves: B applies the changes of the bound team's
@@ -343,4 +376,77 @@ func TestAppSyncRejectsForeignMalformedAndForgedChanges(t *testing.T) {
 		got = append(got, a.Name)
 	}
 	require.ElementsMatch(t, []string{"outpatient", "inpatient"}, got)
+}
+
+// A's stored artifact changes on disk after it was released (bit rot, a bad disk): B checks
+// its copy against the piece sums A's store computed at upload, refuses it and keeps
+// nothing, and the task says which piece differs until A's file is whole again.
+func TestAppSyncSourceArtifactCorrupted(t *testing.T) {
+	key := newSyncKey(t)
+	v1 := newArtifact(t, strings.Repeat("医保", 2<<20)) // 12 MiB more: several pieces
+	a := startSyncCenter(t, "a", key, v1.size+1024)
+	b := startSyncCenter(t, "b", key, v1.size+1024)
+	aTeam, aProj, aAPI := a.tenant("医保开发团队", "核心经办")
+	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	var node struct{ ID string }
+	a.root.ok(201, "POST", "/api/v1/deploy/nodes", map[string]any{"team_id": aTeam, "spec": map[string]any{"name": "n1", "driver": "local", "host": "127.0.0.21"}}, &node)
+	a.root.ok(200, "POST", "/api/v1/deploy/nodes/"+node.ID+"/push", nil, nil)
+	spec := map[string]any{"name": "outpatient", "kind": "executable",
+		"args":   []string{"demo-app", "-version", "{{.Version}}", "-listen", "{{.Host}}:{{.Port}}"},
+		"ports":  []any{map[string]any{"name": "http", "port": freeTCP(t, "127.0.0.21")}},
+		"health": map[string]any{"type": "http", "path": "/healthz", "interval": "100ms", "start_timeout": "20s"}}
+	var app struct{ ID string }
+	aAPI.ok(201, "POST", "/api/v1/deploy/apps", map[string]any{"project_id": aProj, "spec": spec}, &app)
+	aAPI.ok(200, "POST", "/api/v1/deploy/apps/"+app.ID+"/push", nil, nil)
+	status, raw := aAPI.put("/api/v1/deploy/apps/"+app.ID+"/versions/v1", v1.digest, v1.reader(t, false), v1.size)
+	require.Equal(t, 201, status, "%s", raw)
+	var d deployment
+	aAPI.ok(202, "POST", "/api/v1/deploy/apps/"+app.ID+"/deployments", map[string]any{"version": "v1", "nodes": []string{"n1"}}, &d)
+	require.Equal(t, "succeeded", aAPI.waitDeployment(d.ID).State)
+
+	// One byte of the third piece flips in A's store.
+	blob := filepath.Join(a.dir, "deploy", "artifacts", "sha256", strings.TrimPrefix(v1.digest, "sha256:"))
+	flip := func() {
+		f, err := os.OpenFile(blob, os.O_RDWR, 0)
+		require.NoError(t, err)
+		defer f.Close()
+		at := int64(2*deploy.PieceSize + 12345)
+		var c [1]byte
+		_, err = f.ReadAt(c[:], at)
+		require.NoError(t, err)
+		c[0] ^= 0x40
+		_, err = f.WriteAt(c[:], at)
+		require.NoError(t, err)
+	}
+	flip()
+
+	tasks := bindProject(t, bAPI, bProj, "http://"+a.addr, aProj, aAPI.token,
+		map[string]any{"name": "config", "kind": "config", "wait": "1s", "retry_min": "50ms", "retry_max": "200ms"},
+		map[string]any{"name": "versions", "kind": "version", "wait": "1s", "retry_min": "50ms", "retry_max": "200ms", "version": map[string]any{"mode": "copy"}})
+	var st syncStatus
+	require.Eventually(t, func() bool {
+		st = taskStatus(bAPI, tasks[1])
+		return strings.Contains(st.LastError, "piece 2 ")
+	}, 20*time.Second, 20*time.Millisecond, "%+v", st)
+	require.Equal(t, "retrying", st.State)
+	require.Zero(t, st.Applied)
+	bApp, _, _ := appSpec(bAPI, bProj, "outpatient")
+	require.NotEmpty(t, bApp)
+	var vs struct {
+		Items []struct{ Name, Digest string }
+	}
+	bAPI.ok(200, "GET", "/api/v1/deploy/apps/"+bApp+"/versions", nil, &vs)
+	require.Empty(t, vs.Items, "nothing of the corrupt copy is kept")
+	require.GreaterOrEqual(t, metricValue(t, b, `deploy_artifact_uploads_total{check="pieces",result="refused"}`), 1.0)
+	blobs, err := os.ReadDir(filepath.Join(b.dir, "deploy", "artifacts", "sha256"))
+	require.NoError(t, err)
+	require.Empty(t, blobs)
+
+	flip() // A's file is whole again, as after a repair from backup
+	require.Eventually(t, func() bool {
+		bAPI.ok(200, "GET", "/api/v1/deploy/apps/"+bApp+"/versions", nil, &vs)
+		return len(vs.Items) == 1
+	}, 20*time.Second, 20*time.Millisecond, "%+v", taskStatus(bAPI, tasks[1]))
+	require.Equal(t, v1.digest, vs.Items[0].Digest)
+	require.Equal(t, 1.0, metricValue(t, b, `deploy_artifact_uploads_total{check="pieces",result="stored"}`))
 }

@@ -262,6 +262,7 @@ func (f *syncFeed) readReleases(ctx context.Context, after int64, limit int) (ap
 	if err != nil {
 		return page, err
 	}
+	full, pieceBytes := false, 0
 	for cursor := after; ; {
 		evs, err := f.s.deploy.m.Events(ctx, cursor, 1000)
 		if err != nil {
@@ -277,18 +278,31 @@ func (f *syncFeed) readReleases(ctx context.Context, after int64, limit int) (ap
 			}
 			page.Head = e.Seq
 			pending++
-			if len(page.Changes) == limit {
+			if full = full || len(page.Changes) == limit; full {
 				continue
 			}
 			c := appsync.Change{Seq: e.Seq, Time: e.Time, Kind: appsync.KindRelease, Project: e.Project, App: e.App,
 				Version: e.Version, Digest: string(e.Digest), Nodes: e.Nodes}
 			if v, err := f.s.deploy.m.Version(ctx, e.Project, e.App, e.Version); err == nil {
 				c.Size, c.Notes = v.Size, v.Notes
+				// With the piece sums the other center checks its copy on every core; an
+				// artifact stored without them, or with more than a change may carry, is
+				// checked by its whole digest.
+				if sums, err := f.s.deploy.m.PieceSums(ctx, v); err == nil && sums.Count() > 0 && sums.Count() <= appsync.MaxPieces {
+					c.PieceSize, c.Pieces = deploy.PieceSize, sums.String()
+				}
 			}
 			page.Changes = append(page.Changes, c)
+			// Sums make a change up to 4 MiB long: a page ends early rather than grow
+			// past what the other center reads (appsync's MaxPageSize, 64 MiB by default).
+			pieceBytes += len(c.Pieces)
+			full = pieceBytes >= maxPagePieces
 		}
 	}
 }
+
+// maxPagePieces bounds the hex of the piece sums in a page of releases.
+const maxPagePieces = 16 << 20
 
 // projects are the scope's project IDs.
 func (f *syncFeed) projects(ctx context.Context) (map[string]bool, error) {
@@ -321,8 +335,8 @@ func (f *syncFeed) Artifact(ctx context.Context, project, app, version string) (
 	if err != nil {
 		return nil, "", 0, err
 	}
-	// The other center's Sink checks the digest of what arrives, which checks the store's
-	// bytes too: they go out unhashed, by sendfile.
+	// The other center's Sink checks what arrives, by its pieces or its digest, which
+	// checks the store's bytes too: they go out unhashed, by sendfile.
 	return stopReader{file: rc, r: deploy.Unverified(rc), stopping: f.stopping}, string(v.Digest), v.Size, nil
 }
 
@@ -851,8 +865,18 @@ func (k syncSink) Version(ctx context.Context, project, app, version string) (st
 	return string(v.Digest), true, nil
 }
 
-func (k syncSink) AddVersion(ctx context.Context, project, app, version, digest, notes string, _ int64, r io.Reader) error {
-	v, err := k.s.deploy.m.AddVersion(ctx, project, app, deploy.VersionConfig{Name: version, Notes: notes, Digest: digest}, r)
+// AddVersion checks the artifact by its piece sums where the change carries them in
+// deploy's piece size (the source signed them with the digest), else by its digest.
+func (k syncSink) AddVersion(ctx context.Context, project, app, version, notes string, a appsync.Artifact, r io.Reader) error {
+	cfg := deploy.VersionConfig{Name: version, Notes: notes, Digest: a.Digest}
+	var sums deploy.PieceSums
+	if a.PieceSize == deploy.PieceSize {
+		var err error
+		if sums, err = deploy.ParsePieceSums(a.Pieces, a.Size); err != nil {
+			return err
+		}
+	}
+	v, err := k.s.deploy.m.AddVersionPieces(ctx, project, app, cfg, a.Size, sums, r)
 	if err != nil {
 		return err
 	}
