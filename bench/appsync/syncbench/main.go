@@ -21,13 +21,16 @@
 //     install pending; -settle=false times it from A's release event. It
 //     is compared with HTTP GETs of the same artifact from A's API into a
 //     file on the same filesystem: plain (as curl -o), with sha256 of the
-//     bytes, and with sha256 and fsync (what B's store does), each made
+//     bytes, and with sha256 and fsync (a store checking the whole digest,
+//     as B's does where A has no piece sums), each made
 //     just before the release and just after the sync, so that each round
 //     compares its sync with the mean of its own copies. Medians of
 //     -repeat versions; the goal is sync ≥ 0.9× the plain copy. Given the
 //     centers' pids, it also prints the CPU time a sync costs (A+B) and a
 //     copy with sha256 and fsync (A+this program), which other load on a
-//     shared machine disturbs less than MB/s.
+//     shared machine disturbs less than MB/s, and how B checked its
+//     copies (deploy_artifact_uploads_total: by the piece sums A's release
+//     changes carry, or by the whole digest).
 //
 // MB is 2^20 bytes throughout. Results are printed as lines of their own:
 //
@@ -38,6 +41,7 @@
 //	ratio appsync/http=X.XX
 //	ratio appsync/http_sha256=X.XX
 //	ratio appsync/http_sha256_fsync=X.XX
+//	b_checked pieces=N digest=M
 package main
 
 import (
@@ -572,6 +576,34 @@ func (b *bench) throughput(ctx context.Context, size int64, repeat int, settle b
 	fmt.Printf("ratio appsync/http_sha256=%.2f\n", medianF(ratios[hashCopy]))
 	fmt.Printf("ratio appsync/http_sha256_fsync=%.2f\n", medianF(ratios[hashSyncCopy]))
 	fmt.Printf("  goal ≥ 0.9× the plain http copy %s\n", verdict(medianF(ratios[plainCopy]) >= 0.9))
+	return b.printChecks(ctx)
+}
+
+// printChecks prints how many artifacts B stored checked by piece sums and by
+// the whole digest, from its metrics.
+func (b *bench) printChecks(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", b.b.url+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("B's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("B's metrics: %w", err)
+	}
+	n := map[string]string{"pieces": "0", "digest": "0"}
+	for line := range strings.Lines(string(body)) {
+		for check := range n {
+			if v, ok := strings.CutPrefix(line, `deploy_artifact_uploads_total{check="`+check+`",result="stored"} `); ok {
+				n[check] = strings.TrimSpace(v)
+			}
+		}
+	}
+	fmt.Printf("b_checked pieces=%s digest=%s\n", n["pieces"], n["digest"])
 	return nil
 }
 
