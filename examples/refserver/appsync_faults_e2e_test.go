@@ -380,7 +380,8 @@ func TestAppSyncRejectsForeignMalformedAndForgedChanges(t *testing.T) {
 
 // A's stored artifact changes on disk after it was released (bit rot, a bad disk): B checks
 // its copy against the piece sums A's store computed at upload, refuses it and keeps
-// nothing, and the task says which piece differs until A's file is whole again.
+// nothing, and the task says which piece differs; without the sums, B checks the whole
+// digest, which fails too; once A's file is whole again, B stores it.
 func TestAppSyncSourceArtifactCorrupted(t *testing.T) {
 	key := newSyncKey(t)
 	v1 := newArtifact(t, strings.Repeat("医保", 2<<20)) // 12 MiB more: several pieces
@@ -442,11 +443,25 @@ func TestAppSyncSourceArtifactCorrupted(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, blobs)
 
+	// Without A's piece sums (an artifact stored before A kept them) B checks the whole
+	// digest, which the flipped byte fails too.
+	sums := filepath.Join(a.dir, "deploy", "artifacts", "pieces", strings.TrimPrefix(v1.digest, "sha256:"))
+	require.NoError(t, os.Remove(sums))
+	require.Eventually(t, func() bool {
+		st = taskStatus(bAPI, tasks[1])
+		return strings.Contains(st.LastError, "want "+v1.digest)
+	}, 20*time.Second, 20*time.Millisecond, "%+v", st)
+
 	flip() // A's file is whole again, as after a repair from backup
 	require.Eventually(t, func() bool {
 		bAPI.ok(200, "GET", "/api/v1/deploy/apps/"+bApp+"/versions", nil, &vs)
 		return len(vs.Items) == 1
 	}, 20*time.Second, 20*time.Millisecond, "%+v", taskStatus(bAPI, tasks[1]))
 	require.Equal(t, v1.digest, vs.Items[0].Digest)
-	require.Equal(t, 1.0, metricValue(t, b, `deploy_artifact_uploads_total{check="pieces",result="stored"}`))
+	require.Equal(t, 1.0, metricValue(t, b, `deploy_artifact_uploads_total{check="digest",result="stored"}`))
+	require.Zero(t, metricValue(t, b, `deploy_artifact_uploads_total{check="pieces",result="stored"}`))
+	// B computed the sums itself, so it can be the source of a later copy.
+	bSums, err := os.ReadFile(filepath.Join(b.dir, "deploy", "artifacts", "pieces", strings.TrimPrefix(v1.digest, "sha256:")))
+	require.NoError(t, err)
+	require.Len(t, bSums, int((v1.size+deploy.PieceSize-1)/deploy.PieceSize)*32)
 }

@@ -588,12 +588,12 @@ func (b *bench) printChecks(ctx context.Context) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("B's metrics: %w", err)
+		return fmt.Errorf("read the metrics of center b: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("B's metrics: %w", err)
+		return fmt.Errorf("read the metrics of center b: %w", err)
 	}
 	n := map[string]string{"pieces": "0", "digest": "0"}
 	for line := range strings.Lines(string(body)) {
