@@ -84,7 +84,10 @@ func (s *DirStore) path(d Digest) string { return filepath.Join(s.dir, "sha256",
 func (s *DirStore) piecesPath(d Digest) string { return filepath.Join(s.dir, "pieces", d.Hex()) }
 
 // Put implements ArtifactStore. It computes the piece sums too, on the
-// writers' goroutines, beside the whole digest.
+// writers' goroutines, beside the whole digest: a second pass of sha256
+// that costs no time where a core is free, and about a quarter of an
+// upload's speed on two busy cores, for copies to other centers that no
+// longer wait on one core's sha256.
 func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int64) (Digest, int64, error) {
 	var got Digest
 	n, err := s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
