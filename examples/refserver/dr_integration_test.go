@@ -33,7 +33,7 @@ func TestDRSwitchoverThroughTheAPI(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.DNS.Listen = freeUDP(t, "127.0.0.1")
+	cfg.DNS.Listen = freeDNS(t, "127.0.0.1")
 	cfg.Zones = map[string][]string{"a": {"zone-a"}, "b": {"zone-b"}}
 	admin := "shk_dr0123456789abcdef0"
 	serveCtx, stop := context.WithCancel(context.Background())

@@ -20,12 +20,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// freeUDP returns host:port with a UDP port that was free a moment ago.
-func freeUDP(t *testing.T, host string) string {
-	c, err := net.ListenPacket("udp", host+":0")
-	require.NoError(t, err)
-	defer c.Close()
-	return c.LocalAddr().String()
+// freeDNS returns host:port with a port that was free a moment ago for both UDP and TCP,
+// as a DNS server listens on both (a free UDP port alone was taken for TCP once, under
+// parallel test packages).
+func freeDNS(t *testing.T, host string) string {
+	for range 50 {
+		c, err := net.ListenPacket("udp", host+":0")
+		require.NoError(t, err)
+		addr := c.LocalAddr().String()
+		ln, err := net.Listen("tcp", addr)
+		c.Close()
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatalf("no port on %s free for both UDP and TCP", host)
+	return ""
 }
 
 // lookup asks server for name's A record and returns the first address, or "".
@@ -64,7 +75,7 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
-			"-a-dns", freeUDP(t, "127.0.0.11"), "-b-dns", freeUDP(t, "127.0.0.12"),
+			"-a-dns", freeDNS(t, "127.0.0.11"), "-b-dns", freeDNS(t, "127.0.0.12"),
 			"-apps", "127.0.0.21:0,127.0.0.22:0,127.0.0.23:0", "-lb-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
 			"-redis-port", strconv.Itoa(freeTCP(t, "127.0.0.11")), "-gw-port", strconv.Itoa(freeTCP(t, "127.0.0.11")),
 			"-deploy-apps", fmt.Sprintf("127.0.0.21:%[1]d,127.0.0.22:%[1]d,127.0.0.23:%[1]d", freeTCPOn(t, "127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.31", "127.0.0.32", "127.0.0.33")),
