@@ -69,11 +69,22 @@ type DirStore struct {
 	dir string
 }
 
-// NewDirStore returns a DirStore in dir, creating it.
+// NewDirStore returns a DirStore in dir, creating it. A DirStore owns its
+// directory: the temporary files of uploads that a crash cut short, which
+// can be as large as an artifact, are removed when it opens.
 func NewDirStore(dir string) (*DirStore, error) {
 	for _, sub := range []string{"sha256", "pieces", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("deploy: artifact store: %w", err)
+		}
+	}
+	left, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("deploy: artifact store: %w", err)
+	}
+	for _, e := range left {
+		if err := os.RemoveAll(filepath.Join(dir, "tmp", e.Name())); err != nil {
+			return nil, fmt.Errorf("deploy: artifact store: remove what an earlier run left: %w", err)
 		}
 	}
 	return &DirStore{dir: dir}, nil

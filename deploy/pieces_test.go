@@ -310,3 +310,36 @@ func uploads(t *testing.T, reg *prometheus.Registry, check, result string) float
 	}
 	return 0
 }
+
+// Opening a store removes what uploads cut short by a crash left, and keeps
+// what was stored.
+func TestNewDirStoreRemovesLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s, err := deploy.NewDirStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(deploy.PieceSize+1, 31)
+	d, _, err := s.Put(context.Background(), bytes.NewReader(data), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"upload-123", "pieces-456"} {
+		if err := os.WriteFile(filepath.Join(dir, "tmp", name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = deploy.NewDirStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := names(t, dir, "tmp"); len(ns) > 0 {
+		t.Errorf("tmp holds %v after opening", ns)
+	}
+	if got, err := s.PieceSums(context.Background(), d); err != nil || !bytes.Equal(got, sumPieces(data)) {
+		t.Errorf("the stored artifact's sums: %x, %v", got, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "sha256", d.Hex())); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the stored artifact changed (%v)", err)
+	}
+}
