@@ -320,6 +320,28 @@ func TestStatsExact(t *testing.T) {
 	}
 }
 
+// TestStatsCountTheCurrentMinute: a call made in the first second of a
+// minute is counted by a query made in that same second.
+func TestStatsCountTheCurrentMinute(t *testing.T) {
+	now := time.Now().Truncate(time.Minute).Add(300 * time.Millisecond)
+	r := newRig(t, gateway.Options{Now: func() time.Time { return now }})
+	cfg := r.cfg
+	cfg.Policies = cfg.Policies[:1] // no rate limit
+	r.apply(cfg)
+	resp, err := r.client("h1").Post(r.base+"/api/outpatient/settle", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("call: %d", resp.StatusCode)
+	}
+	waitFor(t, 2*time.Second, "the call counted in its minute", func() bool {
+		rows, _ := r.gw.Stats(gateway.StatsQuery{Granularity: gateway.Minute})
+		return len(rows) == 1 && rows[0].Calls == 1 && rows[0].Time.Equal(now.Truncate(time.Minute))
+	})
+}
+
 // TestReloadUnderLoad pushes configs while clients call: no request is
 // lost or refused.
 func TestReloadUnderLoad(t *testing.T) {

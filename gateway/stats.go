@@ -252,7 +252,12 @@ func (g *Gateway) Stats(q StatsQuery) ([]StatsRow, error) {
 	default:
 		return nil, fmt.Errorf("%w: granularity %q: want minute, day or total", ErrBadStatsQuery, q.Granularity)
 	}
+	// A bucket counts when it starts before To: in the first second of a minute, To's
+	// whole seconds are the current minute's start, which must not leave it out.
 	from, to := q.From.Unix(), q.To.Unix()
+	if q.To.After(time.Unix(to, 0)) {
+		to++
+	}
 	type rowKey struct {
 		t int64
 		k statKey
