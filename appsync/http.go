@@ -31,7 +31,9 @@ const ChecksumHeader = "X-Checksum-Sha256"
 //	    → 200 {"changes":[…],"head":H,"pending":P}: the changes after seq
 //	      N (default 0), at most M (default 100, at most 1000), waiting up
 //	      to wait (default 0, at most 1m) for one; P, when the Feed counts
-//	      it, is how many changes follow N in all.
+//	      it, is how many changes follow N in all. Each change is a Change
+//	      as JSON, signed; a release may carry its artifact's piece sums
+//	      (piece_size, pieces).
 //	GET /artifacts/{project}/{app}/{version}
 //	    → 200 the artifact's bytes, with X-Checksum-Sha256: <hex> and its
 //	      Content-Length; 404 for an unknown version.
