@@ -100,23 +100,18 @@ func (s *DirStore) piecesPath(d Digest) string { return filepath.Join(s.dir, "pi
 // upload's speed on two busy cores, for copies to other centers that no
 // longer wait on one core's sha256.
 func (s *DirStore) Put(ctx context.Context, r io.Reader, want Digest, limit int64) (Digest, int64, error) {
-	var got Digest
-	n, err := s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
+	return s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
 		h := sha256.New()
 		n, sums, err := writeArtifact(ctx, f, r, h, nil, limit)
 		if err != nil {
 			return "", n, nil, err
 		}
-		got = Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+		got := Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
 		if want != "" && got != want {
 			return "", n, nil, fmt.Errorf("%w: upload has %s, want %s", ErrChecksum, got, want)
 		}
 		return got, n, sums, nil
 	})
-	if err != nil {
-		return "", n, err
-	}
-	return got, n, nil
 }
 
 // PutPieces implements PieceStore. The pieces are checked as they arrive,
@@ -128,7 +123,7 @@ func (s *DirStore) PutPieces(ctx context.Context, r io.Reader, d Digest, size in
 	if err := sums.check(size); err != nil {
 		return 0, err
 	}
-	return s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
+	_, n, err := s.put(func(f *os.File) (Digest, int64, PieceSums, error) {
 		// No piece vouches for empty content: only its digest can.
 		if size == 0 && d != emptyDigest {
 			return "", 0, nil, fmt.Errorf("%w: an empty artifact has %s, want %s", ErrChecksum, emptyDigest, d)
@@ -144,15 +139,17 @@ func (s *DirStore) PutPieces(ctx context.Context, r io.Reader, d Digest, size in
 		}
 		return d, n, sums, nil
 	})
+	return n, err
 }
 
 // put writes an artifact to a temporary file with write, which returns its
-// digest, size and piece sums once it has checked them, and moves the file
-// into place with its sums, each synced, then the directories.
-func (s *DirStore) put(write func(f *os.File) (Digest, int64, PieceSums, error)) (int64, error) {
+// digest, size and piece sums once it has checked them, moves the file into
+// place with its sums, each synced, then the directories, and returns the
+// digest and size.
+func (s *DirStore) put(write func(f *os.File) (Digest, int64, PieceSums, error)) (Digest, int64, error) {
 	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "upload-*")
 	if err != nil {
-		return 0, fmt.Errorf("deploy: artifact store: %w", err)
+		return "", 0, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	defer func() {
 		_ = f.Close()
@@ -160,28 +157,28 @@ func (s *DirStore) put(write func(f *os.File) (Digest, int64, PieceSums, error))
 	}()
 	d, n, sums, err := write(f)
 	if err != nil {
-		return n, err
+		return "", n, err
 	}
 	if err := f.Sync(); err != nil {
-		return n, fmt.Errorf("deploy: artifact store: %w", err)
+		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return n, fmt.Errorf("deploy: artifact store: %w", err)
+		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	// The sums go first: an artifact in place always has its sums.
 	if err := s.putSums(d, sums); err != nil {
-		return n, fmt.Errorf("deploy: artifact store: piece sums of %s: %w", d, err)
+		return "", n, fmt.Errorf("deploy: artifact store: piece sums of %s: %w", d, err)
 	}
 	if err := os.Rename(f.Name(), s.path(d)); err != nil {
-		return n, fmt.Errorf("deploy: artifact store: %w", err)
+		return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 	}
 	// The renames are durable once the directories are synced.
 	for _, dir := range []string{filepath.Dir(s.piecesPath(d)), filepath.Dir(s.path(d))} {
 		if err := syncDir(dir); err != nil {
-			return n, fmt.Errorf("deploy: artifact store: %w", err)
+			return "", n, fmt.Errorf("deploy: artifact store: %w", err)
 		}
 	}
-	return n, nil
+	return d, n, nil
 }
 
 // putSums writes the piece sums of d, synced, in place.
