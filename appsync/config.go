@@ -101,33 +101,10 @@ type ConfigPolicy struct {
 	SourceRanges []string `json:"source_ranges,omitempty"`
 }
 
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("1.5s"); a number of nanoseconds is read too.
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
-
-// UnmarshalJSON reads a duration string or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	v, err := jsontime.Unmarshal("appsync", b)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// String formats the duration as time.Duration does.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// orDefault returns d, or def when d is zero.
-func (d Duration) orDefault(def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
-}
+// Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare
+// number is refused. It is the one Duration of every shuanghuo package (internal/jsontime);
+// Or(def) gives the default for zero.
+type Duration = jsontime.Duration
 
 // Validate checks the configuration. The error is a *ValidationError listing
 // every problem found.
@@ -184,9 +161,9 @@ func (c *TaskConfig) batch() int {
 	return c.Batch
 }
 
-func (c *TaskConfig) wait() time.Duration     { return c.Wait.orDefault(DefaultWait) }
-func (c *TaskConfig) retryMin() time.Duration { return c.RetryMin.orDefault(DefaultRetryMin) }
-func (c *TaskConfig) retryMax() time.Duration { return c.RetryMax.orDefault(DefaultRetryMax) }
+func (c *TaskConfig) wait() time.Duration     { return c.Wait.Or(DefaultWait) }
+func (c *TaskConfig) retryMin() time.Duration { return c.RetryMin.Or(DefaultRetryMin) }
+func (c *TaskConfig) retryMax() time.Duration { return c.RetryMax.Or(DefaultRetryMax) }
 
 func (c *TaskConfig) mode() VersionMode {
 	if c.Version.Mode == "" {

@@ -124,22 +124,10 @@ type Primary struct {
 	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,min=0"`
 }
 
-// Duration is a time.Duration that reads and writes JSON as "1.5s" (a number is
-// taken as nanoseconds).
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
-
-// UnmarshalJSON reads a Go duration string or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	v, err := jsontime.Unmarshal("dnsctl", b)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare
+// number is refused. It is the one Duration of every shuanghuo package (internal/jsontime);
+// Or(def) gives the default for zero.
+type Duration = jsontime.Duration
 
 // Defaults.
 const (

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"time"
 
 	"github.com/shuanghuo/shuanghuo/internal/jsontime"
 )
@@ -172,32 +171,7 @@ func (i Instance) ClientTLS() (*tls.Config, error) {
 	return c, nil
 }
 
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("1.5s"). It also reads a number of nanoseconds.
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
-
-// UnmarshalJSON reads a duration string or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	v, err := jsontime.Unmarshal("dr", b)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// String formats the duration as time.Duration does.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// orDefault returns d, or def when d is zero.
-func (d Duration) orDefault(def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
-}
-
-func (d Duration) seconds() float64 { return time.Duration(d).Seconds() }
+// Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare
+// number is refused. It is the one Duration of every shuanghuo package (internal/jsontime);
+// Or(def) gives the default for zero.
+type Duration = jsontime.Duration

@@ -1,7 +1,6 @@
 package dr
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -108,20 +107,6 @@ func TestReportDrillEstimate(t *testing.T) {
 	rep = report(drill, nil)
 	require.Equal(t, Duration(20*time.Millisecond), rep.RTO)
 	require.Equal(t, []string{"dns", "verify"}, rep.Unmeasured)
-}
-
-func TestDurationJSON(t *testing.T) {
-	var s struct {
-		D Duration `json:"d"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(`{"d":"1.5s"}`), &s))
-	require.Equal(t, Duration(1500*time.Millisecond), s.D)
-	require.NoError(t, json.Unmarshal([]byte(`{"d":2000}`), &s))
-	require.Equal(t, Duration(2000), s.D)
-	require.Error(t, json.Unmarshal([]byte(`{"d":"soon"}`), &s))
-	out, err := json.Marshal(s)
-	require.NoError(t, err)
-	require.JSONEq(t, `{"d":"2µs"}`, string(out))
 }
 
 func TestGroupConfigValidate(t *testing.T) {

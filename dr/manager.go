@@ -466,7 +466,7 @@ func (m *Manager) Reverse(ctx context.Context, name string) error {
 
 // pair runs the driver's Pair in dir, bounded by the group's SyncTimeout.
 func (m *Manager) pair(ctx context.Context, g *group, dir Direction) error {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.SyncTimeout.orDefault(defaultSyncTimeout))
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.SyncTimeout.Or(defaultSyncTimeout))
 	defer cancel()
 	if err := g.driver.Pair(ctx, dir); err != nil {
 		return fmt.Errorf("dr: pair DR group %q (%s→%s): %w", g.cfg.Name, dir.Primary(), dir.Replica(), err)

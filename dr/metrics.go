@@ -3,6 +3,7 @@ package dr
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -81,7 +82,7 @@ func (m *metrics) setStatus(group string, st Status) {
 		bytes = -1
 	}
 	m.lagBytes.WithLabelValues(group).Set(bytes)
-	m.lagSecs.WithLabelValues(group).Set(st.Lag.Time.seconds())
+	m.lagSecs.WithLabelValues(group).Set(time.Duration(st.Lag.Time).Seconds())
 }
 
 func (m *metrics) forget(group string) {
@@ -94,7 +95,7 @@ func (m *metrics) forget(group string) {
 func (m *metrics) runEnded(r *Run) {
 	m.runs.WithLabelValues(r.Plan, string(r.Mode), string(r.State)).Inc()
 	if r.Report.RTO > 0 {
-		m.rto.WithLabelValues(r.Plan, string(r.Mode)).Set(r.Report.RTO.seconds())
+		m.rto.WithLabelValues(r.Plan, string(r.Mode)).Set(time.Duration(r.Report.RTO).Seconds())
 	}
 	m.rpoBytes.WithLabelValues(r.Plan, string(r.Mode)).Set(float64(r.Report.RPO.Bytes))
 }

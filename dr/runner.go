@@ -319,8 +319,8 @@ func (r *runner) step(i int) error {
 		return nil
 	}
 	r.setStep(i, StepRunning, "")
-	timeout := sc.Timeout.orDefault(defaultStepTimeout)
-	delay := sc.RetryDelay.orDefault(defaultRetryDelay)
+	timeout := sc.Timeout.Or(defaultStepTimeout)
+	delay := sc.RetryDelay.Or(defaultRetryDelay)
 	for attempt := 1; ; attempt++ {
 		r.update(func(rec *Run) { rec.Steps[i].Attempts = attempt })
 		ctx, cancel := context.WithTimeout(r.ctx, timeout)

@@ -416,7 +416,7 @@ func (r *runner) rollback() {
 		r.update(func(rec *Run) { r.eventLocked(rec.Steps[i].Name, string(st), "rolling back") })
 		ctx, cancel := r.ctx, context.CancelFunc(func() {})
 		if sc.Kind != StepPromote { // pairing is bounded by the group's SyncTimeout
-			ctx, cancel = context.WithTimeout(r.ctx, sc.Timeout.orDefault(defaultStepTimeout))
+			ctx, cancel = context.WithTimeout(r.ctx, sc.Timeout.Or(defaultStepTimeout))
 		}
 		err = r.undo(ctx, i)
 		cancel()

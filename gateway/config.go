@@ -181,28 +181,10 @@ type Auth struct {
 	ClockSkew Duration `json:"clock_skew,omitempty"`
 }
 
-// Duration is a time.Duration written in JSON as a Go duration string ("1.5s").
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
-
-// UnmarshalJSON reads a duration string ("250ms") or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	v, err := jsontime.Unmarshal("gateway", b)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func orDuration(d Duration, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return time.Duration(d)
-}
+// Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare
+// number is refused. It is the one Duration of every shuanghuo package (internal/jsontime);
+// Or(def) gives the default for zero.
+type Duration = jsontime.Duration
 
 // Defaults, each documented on its field.
 const (

@@ -277,7 +277,7 @@ type breakerEntry struct {
 func (g *Gateway) compile(c *Config) *snapshot {
 	s := &snapshot{
 		cfg:       c,
-		skew:      orDuration(c.Auth.ClockSkew, defaultClockSkew),
+		skew:      c.Auth.ClockSkew.Or(defaultClockSkew),
 		byKey:     make(map[string]*consumerRT, len(c.Consumers)),
 		consumers: make(map[string]*consumerRT, len(c.Consumers)),
 		apis:      make(map[string]*apiRT, len(c.APIs)),
@@ -325,7 +325,7 @@ func (g *Gateway) compile(c *Config) *snapshot {
 
 	usedBreakers := make(map[string]*breakerEntry)
 	for _, a := range c.APIs {
-		ar := &apiRT{API: a, timeout: orDuration(a.Timeout, defaultTimeout), maxBody: a.MaxBodyBytes, policy: policies["\x00"+a.Name]}
+		ar := &apiRT{API: a, timeout: a.Timeout.Or(defaultTimeout), maxBody: a.MaxBodyBytes, policy: policies["\x00"+a.Name]}
 		if ar.maxBody == 0 {
 			ar.maxBody = defaultMaxBodyBytes
 		}
@@ -369,8 +369,8 @@ func (g *Gateway) breaker(a API, addr string) *breakerEntry {
 	}
 	consecutive := orInt(b.ConsecutiveFailures, defaultConsecutive)
 	minReq := orInt(b.MinRequests, defaultMinRequests)
-	window := orDuration(b.Window, defaultBreakerWindow)
-	open := orDuration(b.OpenTimeout, defaultOpenTimeout)
+	window := b.Window.Or(defaultBreakerWindow)
+	open := b.OpenTimeout.Or(defaultOpenTimeout)
 	probes := orInt(b.HalfOpenRequests, 1)
 	key := fmt.Sprintf("%s|%s|%d|%g|%d|%v|%v|%d", a.Upstream.Group, addr, consecutive, b.FailureRatio, minReq, window, open, probes)
 	if e := g.breakers[a.Name]; e != nil && e.settings == key {

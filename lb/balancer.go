@@ -279,9 +279,9 @@ func newGroup(gc *ServerGroup) *group {
 		algo:            gc.algorithm(),
 		slowStart:       time.Duration(gc.SlowStart),
 		passiveFall:     orInt(gc.PassiveFall, defaultPassiveFall),
-		passiveDownTime: orDuration(gc.PassiveDownTime, defaultPassiveDownTime),
-		connectTimeout:  orDuration(gc.ConnectTimeout, defaultConnectTimeout),
-		responseTimeout: orDuration(gc.ResponseTimeout, defaultResponseTimeout),
+		passiveDownTime: gc.PassiveDownTime.Or(defaultPassiveDownTime),
+		connectTimeout:  gc.ConnectTimeout.Or(defaultConnectTimeout),
+		responseTimeout: gc.ResponseTimeout.Or(defaultResponseTimeout),
 		maxAttempts:     orInt(gc.MaxAttempts, defaultMaxAttempts),
 		maxIdle:         orInt(gc.MaxIdleConns, defaultMaxIdleConns),
 	}

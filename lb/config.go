@@ -235,21 +235,10 @@ type HealthCheck struct {
 	Fall int `json:"fall,omitempty" validate:"min=0,max=100"`
 }
 
-// Duration is a time.Duration written in JSON as a Go duration string ("1.5s").
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) { return jsontime.Marshal(time.Duration(d)) }
-
-// UnmarshalJSON reads a duration string ("250ms") or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	v, err := jsontime.Unmarshal("lb", b)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare
+// number is refused. It is the one Duration of every shuanghuo package (internal/jsontime);
+// Or(def) gives the default for zero.
+type Duration = jsontime.Duration
 
 // Defaults, each documented on its field.
 const (
@@ -270,19 +259,12 @@ const (
 	defaultKeepVersions    = 10
 )
 
-func orDuration(d Duration, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
-}
-
 // checkTimeout is the effective timeout of hc.
 func (hc *HealthCheck) checkTimeout() time.Duration {
 	if hc.Timeout != 0 {
 		return time.Duration(hc.Timeout)
 	}
-	return min(defaultCheckTimeout, orDuration(hc.Interval, defaultCheckInterval)/2)
+	return min(defaultCheckTimeout, hc.Interval.Or(defaultCheckInterval)/2)
 }
 
 func orInt(v, def int) int {

@@ -33,7 +33,7 @@ func newCheckSpec(hc *HealthCheck, s *Server) checkSpec {
 		addr:     joinHostPort(s.Address, port),
 		path:     hc.Path,
 		host:     hc.Host,
-		interval: orDuration(hc.Interval, defaultCheckInterval),
+		interval: hc.Interval.Or(defaultCheckInterval),
 		timeout:  hc.checkTimeout(),
 		rise:     orInt(hc.Rise, defaultRise),
 		fall:     orInt(hc.Fall, defaultFall),

@@ -68,9 +68,9 @@ func newListenerSnap(lc *Listener, groups map[string]*group, tc *tls.Config) *li
 		def:            groups[lc.DefaultGroup],
 		groups:         groups,
 		hosts:          make(map[string]*routeTable),
-		idleTimeout:    orDuration(lc.IdleTimeout, defaultIdleTimeout),
-		readTimeout:    orDuration(lc.ReadTimeout, defaultReadTimeout),
-		writeTimeout:   orDuration(lc.WriteTimeout, defaultWriteTimeout),
+		idleTimeout:    lc.IdleTimeout.Or(defaultIdleTimeout),
+		readTimeout:    lc.ReadTimeout.Or(defaultReadTimeout),
+		writeTimeout:   lc.WriteTimeout.Or(defaultWriteTimeout),
 		maxHeaderBytes: orInt(lc.MaxHeaderBytes, defaultMaxHeaderBytes),
 		maxBodyBytes:   lc.MaxBodyBytes,
 	}

@@ -170,7 +170,7 @@ func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]
 		if hc.Type == CheckTCP && (hc.Path != "" || hc.Host != "" || len(hc.ExpectStatus) > 0) {
 			v.Add(hp+".type", "path, host and expect_status need type http")
 		}
-		interval := orDuration(hc.Interval, defaultCheckInterval)
+		interval := hc.Interval.Or(defaultCheckInterval)
 		if timeout := hc.checkTimeout(); hc.Timeout >= 0 && hc.Interval >= 0 && timeout >= interval {
 			v.Add(hp+".timeout", fmt.Sprintf("must be shorter than interval (%s >= %s)", timeout, interval))
 		}

@@ -13,19 +13,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 )
 
-// New returns a validator that names fields by the given struct tag ("json" or "yaml"). Besides
-// the library's rules it knows "label", a display name without control characters or
-// surrounding spaces, and "listen_addr", a host:port to listen on (port 0: any free port).
+// New returns a validator that names fields by the given struct tag ("json" or "yaml"), with
+// the library's rules and ours (see Register).
 func New(tag string) *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
-	_ = v.RegisterValidation("label", label)
-	_ = v.RegisterValidation("listen_addr", listenAddr)
+	Register(v)
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		name := strings.Split(f.Tag.Get(tag), ",")[0]
 		if name == "-" {
@@ -34,6 +33,17 @@ func New(tag string) *validator.Validate {
 		return name
 	})
 	return v
+}
+
+// Register adds our rules to v: "label", a display name without control characters or
+// surrounding spaces; "listen_addr", a host:port to listen on (port 0: any free port); and
+// "duration=MIN:MAX", a duration (jsontime.Duration, time.Duration) from MIN to MAX, both Go
+// duration strings, such as `validate:"omitempty,duration=100ms:1h"` for a field whose zero
+// means its default.
+func Register(v *validator.Validate) {
+	_ = v.RegisterValidation("label", label)
+	_ = v.RegisterValidation("listen_addr", listenAddr)
+	_ = v.RegisterValidation("duration", duration)
 }
 
 // jsonValidator is built once: it caches struct metadata, is safe for concurrent use and
@@ -73,6 +83,24 @@ func listenAddr(fl validator.FieldLevel) bool {
 	}
 	n, err := strconv.Atoi(port)
 	return err == nil && n >= 0 && n <= 65535
+}
+
+// duration checks an integer field as a time.Duration against the rule's "MIN:MAX"; a rule
+// that does not parse is a programming error and panics, as the library's own rules do.
+func duration(fl validator.FieldLevel) bool {
+	lo, hi := durationBounds(fl.Param())
+	d := time.Duration(fl.Field().Int())
+	return d >= lo && d <= hi
+}
+
+func durationBounds(param string) (lo, hi time.Duration) {
+	a, b, ok := strings.Cut(param, ":")
+	lo, err1 := time.ParseDuration(a)
+	hi, err2 := time.ParseDuration(b)
+	if !ok || err1 != nil || err2 != nil || lo > hi {
+		panic(fmt.Sprintf("validate: duration rule %q: want MIN:MAX, such as 100ms:1h", param))
+	}
+	return lo, hi
 }
 
 // Fields runs v on s and returns each failure by field path ("center.role"), without the
@@ -129,6 +157,9 @@ func Message(fe validator.FieldError) string {
 		return fmt.Sprintf("must be a CIDR prefix such as 10.0.0.0/8, got %q", got)
 	case "url", "http_url":
 		return fmt.Sprintf("must be a URL, got %q", got)
+	case "duration":
+		lo, hi, _ := strings.Cut(fe.Param(), ":")
+		return fmt.Sprintf("must be from %s to %s, got %s", lo, hi, time.Duration(reflect.ValueOf(fe.Value()).Int()))
 	case "label":
 		return "must not start or end with spaces or hold control characters"
 	case "printascii":

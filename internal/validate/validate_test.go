@@ -3,6 +3,7 @@ package validate
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -84,4 +85,25 @@ func TestList(t *testing.T) {
 	if got := v.Fields(); got["b"] != "is required; must be a name" || got["a"] != "too long" || len(got) != 2 {
 		t.Fatalf("Fields() = %v", got)
 	}
+}
+
+func TestDurationRule(t *testing.T) {
+	type d time.Duration
+	type cfg struct {
+		Interval d             `json:"interval" validate:"omitempty,duration=100ms:1h"`
+		Timeout  time.Duration `json:"timeout" validate:"duration=1ms:1m"`
+	}
+	require.Nil(t, Struct(cfg{Timeout: time.Second}))
+	require.Nil(t, Struct(cfg{Interval: d(time.Hour), Timeout: time.Millisecond}))
+	require.Equal(t, map[string]string{
+		"interval": "must be from 100ms to 1h, got 5ns",
+		"timeout":  "must be from 1ms to 1m, got 2m0s",
+	}, Struct(cfg{Interval: 5, Timeout: 2 * time.Minute}))
+	require.Equal(t, map[string]string{"interval": "must be from 100ms to 1h, got -1s"},
+		Struct(cfg{Interval: d(-time.Second), Timeout: time.Second}))
+	require.Panics(t, func() {
+		Struct(struct {
+			X time.Duration `validate:"duration=1h"`
+		}{})
+	})
 }
