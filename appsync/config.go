@@ -63,13 +63,14 @@ type TaskConfig struct {
 	// MaxBatch. Default: 100.
 	Batch int `json:"batch,omitempty" validate:"min=0,max=1000"`
 	// Wait is how long a read of the feed waits for a change when the task
-	// has caught up, at most MaxWait. Default: 30s.
-	Wait Duration `json:"wait,omitempty"`
+	// has caught up, at most MaxWait. Default: 30s. From 10ms to 5m.
+	Wait Duration `json:"wait,omitempty" validate:"omitempty,duration=10ms:5m"`
 	// RetryMin and RetryMax bound the exponential backoff (with jitter)
 	// between attempts after an error of the source or the target; the task
-	// retries forever. Defaults: 500ms and 30s.
-	RetryMin Duration `json:"retry_min,omitempty"`
-	RetryMax Duration `json:"retry_max,omitempty"`
+	// retries forever. Defaults: 500ms and 30s; RetryMin from 1ms to 1h, RetryMax from
+	// 1ms to 24h.
+	RetryMin Duration `json:"retry_min,omitempty" validate:"omitempty,duration=1ms:1h"`
+	RetryMax Duration `json:"retry_max,omitempty" validate:"omitempty,duration=1ms:24h"`
 }
 
 // VersionPolicy is the policy of version sync.

@@ -62,8 +62,8 @@ type AppConfig struct {
 	// Default: none, so an instance counts as healthy once its process runs.
 	Health HealthCheck `json:"health"`
 	// StopGrace is how long an instance has to exit after SIGTERM before it
-	// gets SIGKILL. Default: 10s.
-	StopGrace Duration `json:"stop_grace,omitempty" validate:"min=0"`
+	// gets SIGKILL. Default: 10s. From 1ms to 1h.
+	StopGrace Duration `json:"stop_grace,omitempty" validate:"omitempty,duration=1ms:1h"`
 	// Restart tunes how a node's supervisor restarts an instance that exits.
 	Restart RestartPolicy `json:"restart"`
 }
@@ -96,14 +96,14 @@ type HealthCheck struct {
 	Port string `json:"port,omitempty" validate:"max=32"`
 	// Path is the HTTP path, such as "/actuator/health". Default: "/".
 	Path string `json:"path,omitempty" validate:"max=1024"`
-	// Interval between checks. Default: 1s.
-	Interval Duration `json:"interval,omitempty" validate:"min=0"`
-	// Timeout of one check. Default: 2s.
-	Timeout Duration `json:"timeout,omitempty" validate:"min=0"`
+	// Interval between checks. Default: 1s. From 10ms to 1h.
+	Interval Duration `json:"interval,omitempty" validate:"omitempty,duration=10ms:1h"`
+	// Timeout of one check. Default: 2s. From 1ms to 1m.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:1m"`
 	// StartTimeout bounds how long a starting instance may take to pass its
 	// first check; after it, the instance failed its health gate.
-	// Default: 60s.
-	StartTimeout Duration `json:"start_timeout,omitempty" validate:"min=0"`
+	// Default: 60s. From 10ms to 24h.
+	StartTimeout Duration `json:"start_timeout,omitempty" validate:"omitempty,duration=10ms:24h"`
 	// Successes is how many checks in a row must pass. Default: 1.
 	Successes int `json:"successes,omitempty" validate:"min=0,max=100"`
 }
@@ -112,16 +112,16 @@ type HealthCheck struct {
 // its own, and when it gives up (a crash loop).
 type RestartPolicy struct {
 	// BackoffMin is the wait before the first restart; it doubles with each
-	// restart in a row up to BackoffMax. Default: 500ms.
-	BackoffMin Duration `json:"backoff_min,omitempty" validate:"min=0"`
-	// BackoffMax caps the wait. Default: 30s.
-	BackoffMax Duration `json:"backoff_max,omitempty" validate:"min=0"`
+	// restart in a row up to BackoffMax. Default: 500ms. From 1ms to 1h.
+	BackoffMin Duration `json:"backoff_min,omitempty" validate:"omitempty,duration=1ms:1h"`
+	// BackoffMax caps the wait. Default: 30s. From 1ms to 24h.
+	BackoffMax Duration `json:"backoff_max,omitempty" validate:"omitempty,duration=1ms:24h"`
 	// MaxRestarts within Window make a crash loop: the supervisor stops
 	// restarting and reports StateCrashLoop. Default: 5.
 	MaxRestarts int `json:"max_restarts,omitempty" validate:"min=0,max=1000"`
 	// Window is the period MaxRestarts counts in; an instance that ran
-	// this long resets its backoff. Default: 1m.
-	Window Duration `json:"window,omitempty" validate:"min=0"`
+	// this long resets its backoff. Default: 1m. From 1s to 24h.
+	Window Duration `json:"window,omitempty" validate:"omitempty,duration=1s:24h"`
 }
 
 // Resolved returns the policy with its defaults filled in.
@@ -179,8 +179,8 @@ type SSHConfig struct {
 	// KnownHosts is the known_hosts file that verifies the host's key.
 	// Required: a host key is never accepted unverified.
 	KnownHosts string `json:"known_hosts" validate:"required,max=4096"`
-	// Timeout bounds connecting and logging in. Default: 10s.
-	Timeout Duration `json:"timeout,omitempty" validate:"min=0"`
+	// Timeout bounds connecting and logging in. Default: 10s. From 1ms to 1m.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:1m"`
 }
 
 // Strategy is how a deployment replaces instances.
@@ -192,8 +192,8 @@ type Strategy struct {
 	// time. Default: 1.
 	BatchSize int `json:"batch_size,omitempty" validate:"min=0,max=1000"`
 	// Pause between batches, after a batch passed its health gate.
-	// Default: none.
-	Pause Duration `json:"pause,omitempty" validate:"min=0"`
+	// Default: none. From 1ms to 24h.
+	Pause Duration `json:"pause,omitempty" validate:"omitempty,duration=1ms:24h"`
 	// Rollback, when a batch fails its health gate or the deployment is
 	// aborted, puts the instances already replaced back on the version they
 	// ran (and removes instances the deployment created). Default: off, so

@@ -47,13 +47,13 @@ type Config struct {
 	// Forwarders are upstream resolvers (IP or IP:port; port 53 if omitted) for names
 	// outside our zones, tried in order with failover. None: such names are REFUSED.
 	Forwarders []string `json:"forwarders,omitempty"`
-	// ForwardTimeout bounds one attempt at one upstream. Default 2s.
-	ForwardTimeout Duration `json:"forward_timeout,omitempty" validate:"omitempty,min=0"`
+	// ForwardTimeout bounds one attempt at one upstream. Default 2s. From 1ms to 1m.
+	ForwardTimeout Duration `json:"forward_timeout,omitempty" validate:"omitempty,duration=1ms:1m"`
 	// CacheSize is the number of forwarded answers kept. Default 10000; negative
 	// disables the cache.
 	CacheSize int `json:"cache_size,omitempty"`
-	// CacheMaxTTL caps how long a forwarded answer is kept. Default 1h.
-	CacheMaxTTL Duration `json:"cache_max_ttl,omitempty" validate:"omitempty,min=0"`
+	// CacheMaxTTL caps how long a forwarded answer is kept. Default 1h. From 1s to 168h.
+	CacheMaxTTL Duration `json:"cache_max_ttl,omitempty" validate:"omitempty,duration=1s:168h"`
 
 	// TSIGKeys are the shared secrets for zone transfer and NOTIFY.
 	TSIGKeys []TSIGKey `json:"tsig_keys,omitempty" validate:"dive"`
@@ -118,10 +118,10 @@ type Primary struct {
 	Key string `json:"key,omitempty"`
 	// Zones to transfer.
 	Zones []string `json:"zones" validate:"required,min=1"`
-	// Refresh is how often to check the primary without a NOTIFY. Default 1m.
-	Refresh Duration `json:"refresh,omitempty" validate:"omitempty,min=0"`
-	// Timeout bounds one transfer. Default 10s.
-	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,min=0"`
+	// Refresh is how often to check the primary without a NOTIFY. Default 1m. From 1s to 24h.
+	Refresh Duration `json:"refresh,omitempty" validate:"omitempty,duration=1s:24h"`
+	// Timeout bounds one transfer. Default 10s. From 1ms to 1h.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:1h"`
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare

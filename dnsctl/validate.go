@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // structValidator is built once: the validator caches struct metadata and is safe
@@ -15,6 +17,7 @@ import (
 // not shared state in any sense a caller could observe.
 var structValidator = sync.OnceValue(func() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
+	validate.Register(v)
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" {
@@ -76,6 +79,8 @@ func tagMessage(e validator.FieldError) string {
 		return "must be at least " + e.Param()
 	case "max":
 		return "must be at most " + e.Param()
+	case "duration":
+		return validate.Message(e)
 	case "cidr":
 		return "must be a network in CIDR notation"
 	case "ip":

@@ -76,10 +76,10 @@ type HealthCheck struct {
 	Port int `json:"port" validate:"required,min=1,max=65535"`
 	// Path for http probes. Default "/".
 	Path string `json:"path,omitempty"`
-	// Interval between probes of one target. Default 2s.
-	Interval Duration `json:"interval,omitempty" validate:"omitempty,min=0"`
-	// Timeout of one probe. Default 1s.
-	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,min=0"`
+	// Interval between probes of one target. Default 2s. From 10ms to 1h.
+	Interval Duration `json:"interval,omitempty" validate:"omitempty,duration=10ms:1h"`
+	// Timeout of one probe. Default 1s. From 1ms to 1m.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:1m"`
 }
 
 // Op is what a Change does.

@@ -81,8 +81,8 @@ type GroupConfig struct {
 	// B is the instance in center B, the replica of forward sync.
 	B Instance `json:"b"`
 	// SyncTimeout bounds how long pairing (forward or reverse sync) waits for
-	// the initial sync to complete. Default: 10m.
-	SyncTimeout Duration `json:"sync_timeout,omitempty" validate:"min=0"`
+	// the initial sync to complete. Default: 10m. From 1s to 24h.
+	SyncTimeout Duration `json:"sync_timeout,omitempty" validate:"omitempty,duration=1s:24h"`
 }
 
 // Instance returns the instance on side s.

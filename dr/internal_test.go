@@ -121,7 +121,7 @@ func TestGroupConfigValidate(t *testing.T) {
 		"kind":               `must be one of redis, kafka, fastdfs, got "mysql"`,
 		"b.addr":             "must differ from a.addr: a DR group pairs two instances",
 		"b.replication_addr": `must be host:port, got "nohost"`,
-		"sync_timeout":       "must be at least 0, got -1ns",
+		"sync_timeout":       "must be from 1s to 24h, got -1ns",
 		"a.tls":              "cert_file and key_file go together: set both or neither",
 	}, ve.Fields)
 
@@ -154,7 +154,7 @@ func TestPlanValidate(t *testing.T) {
 		"steps[4].kind":    `must be one of precheck, fence, catch-up, promote, switch-dns, switch-traffic, start-apps, verify, got "reboot"`,
 		"steps[4].name":    `step name "verify" is used twice; name the steps`,
 		"steps[5].retries": "must be at most 10, got 11",
-		"steps[5].timeout": "must be at least 0, got -1s",
+		"steps[5].timeout": "must be from 1ms to 24h, got -1s",
 	}, ve.Fields)
 	require.Contains(t, ve.Error(), "dr: invalid configuration: groups: is required")
 

@@ -68,12 +68,12 @@ type StepConfig struct {
 	Name string `json:"name,omitempty" validate:"max=64"`
 	// Kind is what the step does.
 	Kind StepKind `json:"kind" validate:"required,oneof=precheck fence catch-up promote switch-dns switch-traffic start-apps verify"`
-	// Timeout bounds each attempt. Default: 1m.
-	Timeout Duration `json:"timeout,omitempty" validate:"min=0"`
+	// Timeout bounds each attempt. Default: 1m. From 1ms to 24h.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:24h"`
 	// Retries is how many more attempts a failed step gets. Default: 0.
 	Retries int `json:"retries,omitempty" validate:"min=0,max=10"`
-	// RetryDelay is the pause between attempts. Default: 1s.
-	RetryDelay Duration `json:"retry_delay,omitempty" validate:"min=0"`
+	// RetryDelay is the pause between attempts. Default: 1s. From 1ms to 1h.
+	RetryDelay Duration `json:"retry_delay,omitempty" validate:"omitempty,duration=1ms:1h"`
 	// Confirm makes the run wait before the step until someone confirms it
 	// (Manager.Confirm): a manual gate. Default: no gate.
 	Confirm bool `json:"confirm,omitempty"`
@@ -87,7 +87,7 @@ type StepConfig struct {
 	// MaxLagBytes and MaxLag, for precheck: the most a replica may lag, in
 	// bytes and in time. Default: no limit beyond being in sync.
 	MaxLagBytes int64    `json:"max_lag_bytes,omitempty" validate:"min=0"`
-	MaxLag      Duration `json:"max_lag,omitempty" validate:"min=0"`
+	MaxLag      Duration `json:"max_lag,omitempty" validate:"omitempty,duration=1ms:24h"`
 	// Sample, for promote in a drill: how many keys to compare between
 	// primary and replica. Default: 100.
 	Sample int `json:"sample,omitempty" validate:"min=0,max=100000"`

@@ -76,8 +76,8 @@ type API struct {
 	// Upstream is where accepted requests go.
 	Upstream Upstream `json:"upstream"`
 	// Timeout bounds waiting for the upstream's answer (its head, and each
-	// read of its body). Default 30s.
-	Timeout Duration `json:"timeout,omitempty"`
+	// read of its body). Default 30s. From 10ms to 1h.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=10ms:1h"`
 	// MaxBodyBytes limits a request body. Default 1 MiB; at most 64 MiB.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" validate:"min=0,max=67108864"`
 	// Public APIs take unsigned requests from anyone (their IP lists and
@@ -115,10 +115,10 @@ type Breaker struct {
 	// rule applies. Default 20.
 	MinRequests int `json:"min_requests,omitempty" validate:"min=0,max=1000000"`
 	// Window is the rolling period over which requests are counted while
-	// closed. Default 60s.
-	Window Duration `json:"window,omitempty"`
-	// OpenTimeout is how long the breaker stays open before probing. Default 30s.
-	OpenTimeout Duration `json:"open_timeout,omitempty"`
+	// closed. Default 60s. From 1s to 24h.
+	Window Duration `json:"window,omitempty" validate:"omitempty,duration=1s:24h"`
+	// OpenTimeout is how long the breaker stays open before probing. Default 30s. From 10ms to 1h.
+	OpenTimeout Duration `json:"open_timeout,omitempty" validate:"omitempty,duration=10ms:1h"`
 	// HalfOpenRequests is how many probes may run while half-open. Default 1.
 	HalfOpenRequests int `json:"half_open_requests,omitempty" validate:"min=0,max=1000"`
 }
@@ -177,8 +177,8 @@ func (l RateLimit) burst() int {
 type Auth struct {
 	// ClockSkew is how far a request's timestamp may be from the gateway's
 	// clock, either way. Nonces are remembered for twice as long. Default
-	// 5m; at most 1h.
-	ClockSkew Duration `json:"clock_skew,omitempty"`
+	// 5m; at most 1h. From 1s to 1h.
+	ClockSkew Duration `json:"clock_skew,omitempty" validate:"omitempty,duration=1s:1h"`
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("1.5s"); a bare

@@ -53,13 +53,13 @@ type Listener struct {
 	// Host beats one without.
 	Rules []Rule `json:"rules,omitempty" validate:"dive"`
 	// IdleTimeout closes a client connection that waits this long for its
-	// next request (http) or sends and receives nothing (tcp). Default 60s.
-	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// next request (http) or sends and receives nothing (tcp). Default 60s. From 10ms to 24h.
+	IdleTimeout Duration `json:"idle_timeout,omitempty" validate:"omitempty,duration=10ms:24h"`
 	// ReadTimeout bounds reading one request, head and body, from its first
-	// byte; it is what stops slow clients (slowloris). Default 30s.
-	ReadTimeout Duration `json:"read_timeout,omitempty"`
-	// WriteTimeout bounds each write of a response to the client. Default 30s.
-	WriteTimeout Duration `json:"write_timeout,omitempty"`
+	// byte; it is what stops slow clients (slowloris). Default 30s. From 10ms to 1h.
+	ReadTimeout Duration `json:"read_timeout,omitempty" validate:"omitempty,duration=10ms:1h"`
+	// WriteTimeout bounds each write of a response to the client. Default 30s. From 10ms to 1h.
+	WriteTimeout Duration `json:"write_timeout,omitempty" validate:"omitempty,duration=10ms:1h"`
 	// MaxHeaderBytes limits the request line and headers; larger requests get
 	// 431. Between 1024 and 1048576; default 16384.
 	MaxHeaderBytes int `json:"max_header_bytes,omitempty" validate:"omitempty,min=1024,max=1048576"`
@@ -143,16 +143,16 @@ type ServerGroup struct {
 	// resets, timeouts, 5xx) mark a server down. Default 3.
 	PassiveFall int `json:"passive_fall,omitempty" validate:"min=0,max=1000"`
 	// PassiveDownTime is how long a server marked down by passive failures
-	// stays down when the group has no HealthCheck to bring it back. Default 10s.
-	PassiveDownTime Duration `json:"passive_down_time,omitempty"`
+	// stays down when the group has no HealthCheck to bring it back. Default 10s. From 10ms to 1h.
+	PassiveDownTime Duration `json:"passive_down_time,omitempty" validate:"omitempty,duration=10ms:1h"`
 	// SlowStart ramps a server that comes back up from a small share to its
-	// full weight over this time. Zero disables it. Ignored by hash.
-	SlowStart Duration `json:"slow_start,omitempty"`
-	// ConnectTimeout bounds connecting to a server. Default 2s.
-	ConnectTimeout Duration `json:"connect_timeout,omitempty"`
+	// full weight over this time. Zero disables it. Ignored by hash. From 1ms to 1h.
+	SlowStart Duration `json:"slow_start,omitempty" validate:"omitempty,duration=1ms:1h"`
+	// ConnectTimeout bounds connecting to a server. Default 2s. From 1ms to 1m.
+	ConnectTimeout Duration `json:"connect_timeout,omitempty" validate:"omitempty,duration=1ms:1m"`
 	// ResponseTimeout bounds waiting for a server: for the response head after
-	// the request was sent, and between two reads of the body. Default 60s.
-	ResponseTimeout Duration `json:"response_timeout,omitempty"`
+	// the request was sent, and between two reads of the body. Default 60s. From 10ms to 1h.
+	ResponseTimeout Duration `json:"response_timeout,omitempty" validate:"omitempty,duration=10ms:1h"`
 	// MaxAttempts is how many servers a request may be tried on. A request is
 	// tried again only if it is idempotent (GET, HEAD, OPTIONS, or carries an
 	// Idempotency-Key header) and no byte of the answer reached the client;
@@ -224,11 +224,11 @@ type HealthCheck struct {
 	ExpectStatus []int `json:"expect_status,omitempty" validate:"dive,min=100,max=599"`
 	// Port to check. Default the server's port.
 	Port int `json:"port,omitempty" validate:"min=0,max=65535"`
-	// Interval between two checks of a server. Default 2s.
-	Interval Duration `json:"interval,omitempty"`
+	// Interval between two checks of a server. Default 2s. From 10ms to 1h.
+	Interval Duration `json:"interval,omitempty" validate:"omitempty,duration=10ms:1h"`
 	// Timeout of one check; must be shorter than Interval. Default 1s, or
-	// half the interval if that is shorter.
-	Timeout Duration `json:"timeout,omitempty"`
+	// half the interval if that is shorter. From 1ms to 1m.
+	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:1m"`
 	// Rise is how many consecutive passed checks bring a server up. Default 2.
 	Rise int `json:"rise,omitempty" validate:"min=0,max=100"`
 	// Fall is how many consecutive failed checks take a server down. Default 3.

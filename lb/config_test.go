@@ -61,7 +61,12 @@ func TestValidate(t *testing.T) {
 			c.Groups[0].HealthCheck.Interval = Duration(time.Second)
 			c.Groups[0].HealthCheck.Timeout = Duration(2 * time.Second)
 		}, map[string]string{"groups[0].health_check.timeout": "must be shorter than interval"}},
-		{"negative timeout", func(c *BalancerConfig) { c.Listeners[0].ReadTimeout = -1 }, map[string]string{"listeners[0].read_timeout": "must not be negative"}},
+		{"negative timeout", func(c *BalancerConfig) { c.Listeners[0].ReadTimeout = -1 }, map[string]string{"listeners[0].read_timeout": "must be from 10ms to 1h, got -1ns"}},
+		// A number once read as nanoseconds: a health check every 5ns spun the server.
+		{"health check every 5ns", func(c *BalancerConfig) {
+			c.Groups[0].HealthCheck = &HealthCheck{Type: CheckTCP, Interval: Duration(5)}
+		}, map[string]string{"groups[0].health_check.interval": "must be from 10ms to 1h, got 5ns"}},
+		{"timeout of a day", func(c *BalancerConfig) { c.Groups[0].ConnectTimeout = Duration(24 * time.Hour) }, map[string]string{"groups[0].connect_timeout": "must be from 1ms to 1m, got 24h0m0s"}},
 		{"https without tls", func(c *BalancerConfig) { c.Listeners[0].Protocol = ProtocolHTTPS }, map[string]string{"listeners[0].tls": "is required for https"}},
 		{"bad certificate", func(c *BalancerConfig) {
 			c.Listeners[0].Protocol = ProtocolHTTPS

@@ -11,12 +11,15 @@ import (
 	"sync"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // structValidator is built once: validator caches struct metadata and is
 // safe for concurrent use, and building it is not free.
 var structValidator = sync.OnceValue(func() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
+	validate.Register(v)
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" {
@@ -75,9 +78,6 @@ func compileTLS(c *BalancerConfig) (map[string]*tls.Config, error) {
 				ports[l.Port] = l.Name
 			}
 		}
-		checkDurations(v, p, map[string]Duration{
-			"idle_timeout": l.IdleTimeout, "read_timeout": l.ReadTimeout, "write_timeout": l.WriteTimeout,
-		})
 		if l.DefaultGroup != "" && !groups[l.DefaultGroup] {
 			v.Add(p+".default_group", fmt.Sprintf("no server group named %q", l.DefaultGroup))
 		}
@@ -142,10 +142,6 @@ func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]
 	case g.Algorithm != Hash && g.HashKey != nil:
 		v.Add(p+".hash_key", "is only allowed for the hash algorithm")
 	}
-	checkDurations(v, p, map[string]Duration{
-		"passive_down_time": g.PassiveDownTime, "slow_start": g.SlowStart,
-		"connect_timeout": g.ConnectTimeout, "response_timeout": g.ResponseTimeout,
-	})
 	addrs := make(map[string]int)
 	ids := make(map[string]int)
 	for i := range g.Servers {
@@ -166,21 +162,12 @@ func checkGroup(v *ValidationError, p string, g *ServerGroup, groups map[string]
 	}
 	if hc := g.HealthCheck; hc != nil {
 		hp := p + ".health_check"
-		checkDurations(v, hp, map[string]Duration{"interval": hc.Interval, "timeout": hc.Timeout})
 		if hc.Type == CheckTCP && (hc.Path != "" || hc.Host != "" || len(hc.ExpectStatus) > 0) {
 			v.Add(hp+".type", "path, host and expect_status need type http")
 		}
 		interval := hc.Interval.Or(defaultCheckInterval)
 		if timeout := hc.checkTimeout(); hc.Timeout >= 0 && hc.Interval >= 0 && timeout >= interval {
 			v.Add(hp+".timeout", fmt.Sprintf("must be shorter than interval (%s >= %s)", timeout, interval))
-		}
-	}
-}
-
-func checkDurations(v *ValidationError, p string, ds map[string]Duration) {
-	for name, d := range ds {
-		if d < 0 {
-			v.Add(p+"."+name, "must not be negative")
 		}
 	}
 }
@@ -252,6 +239,8 @@ func tagMessage(fe validator.FieldError) string {
 		return "must be an IP address"
 	case "hostname_rfc1123|ip":
 		return "must be a host name or IP address"
+	case "duration":
+		return validate.Message(fe)
 	case "startswith":
 		return "must start with " + strconv.Quote(fe.Param())
 	}

@@ -242,3 +242,48 @@ func freeTCP(t *testing.T, host string) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// A duration given as a bare number was read as nanoseconds: `"interval": 5` pushed by any
+// team made the server spin checking health every 5ns. A number is now a field error, and a
+// duration string outside the documented bounds is refused too; nothing is saved.
+func TestBalancerDurationsAreBoundedStrings(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := config.Default()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	admin := "shk_e2e0123456789abcdef"
+	c, err := center.Open(ctx, cfg, center.Options{AdminToken: admin})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	api := apiClient{base: c.URL(), token: admin}
+	var team struct{ ID string }
+	require.NoError(t, api.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": "t"}, &team))
+	spec := func(interval any) map[string]any {
+		return map[string]any{
+			"name": "outpatient", "address": "127.0.0.1",
+			"listeners": []any{map[string]any{"name": "biz", "port": freeTCP(t, "127.0.0.1"), "protocol": "http", "default_group": "g"}},
+			"groups": []any{map[string]any{
+				"name":         "g",
+				"servers":      []any{map[string]any{"name": "s1", "address": "127.0.0.21", "port": 8085, "weight": 1}},
+				"health_check": map[string]any{"type": "tcp", "interval": interval},
+			}},
+		}
+	}
+	for interval, want := range map[any]string{
+		5:     `"spec.groups.health_check.interval":"must be a duration string such as \"5s\", got number 5"`,
+		"5ns": `"spec.groups[0].health_check.interval":"must be from 10ms to 1h, got 5ns"`,
+		"2h":  `"spec.groups[0].health_check.interval":"must be from 10ms to 1h, got 2h0m0s"`,
+	} {
+		err := api.call(ctx, "POST", "/api/v1/balancers", map[string]any{"team_id": team.ID, "spec": spec(interval)}, nil)
+		require.ErrorContains(t, err, "400 Bad Request", interval)
+		require.ErrorContains(t, err, want, interval)
+	}
+	var list struct{ Items []any }
+	require.NoError(t, api.call(ctx, "GET", "/api/v1/balancers", nil, &list))
+	require.Empty(t, list.Items, "nothing saved")
+	require.NoError(t, api.call(ctx, "POST", "/api/v1/balancers", map[string]any{"team_id": team.ID, "spec": spec("1s")}, nil))
+	require.NoError(t, api.call(ctx, "GET", "/api/v1/balancers", nil, &list))
+	require.Len(t, list.Items, 1)
+}

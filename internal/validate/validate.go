@@ -4,6 +4,7 @@
 package validate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -18,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/shuanghuo/shuanghuo/internal/jsontime"
 )
 
 // New returns a validator that names fields by the given struct tag ("json" or "yaml"), with
@@ -167,6 +170,26 @@ func Message(fe validator.FieldError) string {
 	default:
 		return fmt.Sprintf("failed the %q rule, got %q", fe.Tag(), got)
 	}
+}
+
+// TypeMessage says what a JSON value of the wrong type should have been, for an API's field
+// error: "must be a number, got string", or for a duration "must be a duration string such as
+// \"5s\", got number 5".
+func TypeMessage(e *json.UnmarshalTypeError) string {
+	want := "an object"
+	switch t := e.Type; {
+	case jsontime.IsDuration(t):
+		want = `a duration string such as "5s"`
+	case t.Kind() == reflect.String:
+		want = "a string"
+	case t.Kind() == reflect.Bool:
+		want = "true or false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
+		want = "a number"
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		want = "an array"
+	}
+	return fmt.Sprintf("must be %s, got %s", want, e.Value)
 }
 
 // Describe renders field errors as "prefix: path: message; path: message", paths in order,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
@@ -129,28 +128,12 @@ func decodeError(err error) *apiError {
 		if field == "" {
 			return newError(http.StatusBadRequest, codeMalformedJSON, "the body must be a JSON object, got %s", typeErr.Value)
 		}
-		return fieldError(map[string]string{field: fmt.Sprintf("must be %s, got %s", jsonKind(typeErr.Type), typeErr.Value)})
+		return fieldError(map[string]string{field: validate.TypeMessage(typeErr)})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return fieldError(map[string]string{name: "unknown field"})
 	default:
 		return newError(http.StatusBadRequest, codeMalformedJSON, "malformed JSON: %v", err)
-	}
-}
-
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	default:
-		return "an object"
 	}
 }
 

@@ -9,10 +9,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // keepPushed saves the specs a data plane already runs after a DR plan's step changed them
@@ -52,7 +52,7 @@ func decodeStrict(spec json.RawMessage, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return api.InvalidSpec{typeErr.Field: fmt.Sprintf("must be a JSON %s, got %s", typeErr.Type.Kind(), typeErr.Value)}
+			return api.InvalidSpec{typeErr.Field: validate.TypeMessage(typeErr)}
 		}
 		return api.InvalidSpec{"": err.Error()}
 	}
