@@ -165,3 +165,27 @@ func TestPlanValidate(t *testing.T) {
 	require.NoError(t, ok.Validate())
 	require.False(t, errors.Is(ok.Validate(), ErrInvalid))
 }
+
+// Every kind of step is one entry of stepKinds, complete: a kind that does nothing, or whose
+// drill would touch the world around the groups, would pass Validate and misbehave at run time.
+func TestStepKindsTable(t *testing.T) {
+	seen := map[StepKind]bool{}
+	for _, k := range stepKinds {
+		require.False(t, seen[k.kind], "%s twice", k.kind)
+		seen[k.kind] = true
+		require.NotNil(t, k.do, k.kind)
+		if k.groups {
+			require.Nil(t, k.wouldDo, "%s: a drill runs groups steps", k.kind)
+			require.Nil(t, k.needs, k.kind)
+		} else {
+			require.Nil(t, k.drill, "%s: a drill skips it", k.kind)
+			require.NotNil(t, k.wouldDo, k.kind)
+			require.NotEmpty(t, k.wouldDo(SideB), k.kind)
+		}
+	}
+	for _, k := range []StepKind{StepPrecheck, StepFence, StepCatchUp, StepPromote, StepSwitchDNS, StepSwitchTraffic, StepStartApps, StepVerify} {
+		require.True(t, seen[k], k)
+	}
+	require.Equal(t, "fence and promote", takers("force"))
+	require.Equal(t, "precheck, fence, catch-up, promote, switch-dns, switch-traffic, start-apps, verify", takers(""))
+}

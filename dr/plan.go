@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -67,7 +68,7 @@ type StepConfig struct {
 	// the plan. Default: the kind.
 	Name string `json:"name,omitempty" validate:"max=64"`
 	// Kind is what the step does.
-	Kind StepKind `json:"kind" validate:"required,oneof=precheck fence catch-up promote switch-dns switch-traffic start-apps verify"`
+	Kind StepKind `json:"kind" validate:"required"`
 	// Timeout bounds each attempt. Default: 1m. From 1ms to 24h.
 	Timeout Duration `json:"timeout,omitempty" validate:"omitempty,duration=1ms:24h"`
 	// Retries is how many more attempts a failed step gets. Default: 0.
@@ -109,11 +110,6 @@ const (
 	defaultSample      = 100
 )
 
-// groupStep reports whether a step of kind k acts on DR groups.
-func groupStep(k StepKind) bool {
-	return k == StepPrecheck || k == StepFence || k == StepCatchUp || k == StepPromote
-}
-
 // Validate checks the plan on its own: struct tags, then the rules across
 // fields (unique step names, promote and catch-up after a fence, the
 // parameters each kind takes). Manager.Start also checks that the groups
@@ -141,35 +137,47 @@ func (p *PlanConfig) Validate() error {
 			v.add(path+".name", fmt.Sprintf("step name %q is used twice; name the steps", s.name()))
 		}
 		names[s.name()] = true
-		switch s.Kind {
-		case StepFence:
-			fenced = true
-		case StepCatchUp, StepPromote:
-			if !fenced {
-				v.add(path+".kind", fmt.Sprintf("%s must come after a fence step, so that the primary takes no writes meanwhile", s.Kind))
+		k := kindOf(s.Kind)
+		if k.do == nil {
+			if s.Kind != "" { // else "is required"
+				v.add(path+".kind", fmt.Sprintf("must be one of %s, got %q", takers(""), s.Kind))
 			}
+			continue
 		}
-		if s.Force && s.Kind != StepFence && s.Kind != StepPromote {
-			v.add(path+".force", "applies to fence and promote steps only")
+		if k.afterFence && !fenced {
+			v.add(path+".kind", fmt.Sprintf("%s must come after a fence step, so that the primary takes no writes meanwhile", s.Kind))
 		}
-		if (s.MaxLagBytes != 0 || s.MaxLag != 0) && s.Kind != StepPrecheck {
-			v.add(path+".max_lag", "applies to precheck steps only")
-		}
-		if s.Sample != 0 && s.Kind != StepPromote {
-			v.add(path+".sample", "applies to promote steps only")
+		fenced = fenced || s.Kind == StepFence
+		for param, set := range map[string]bool{
+			"force": s.Force, "max_lag": s.MaxLagBytes != 0 || s.MaxLag != 0, "sample": s.Sample != 0, "urls": len(s.URLs) > 0,
+		} {
+			if set && !slices.Contains(k.params, param) {
+				v.add(path+"."+param, fmt.Sprintf("applies to %s steps only", takers(param)))
+			}
 		}
 		if s.Kind == StepVerify && len(s.URLs) == 0 {
 			v.add(path+".urls", "is required for verify")
-		}
-		if len(s.URLs) > 0 && s.Kind != StepVerify {
-			v.add(path+".urls", "applies to verify steps only")
 		}
 	}
 	return v.err()
 }
 
 func hasGroupStep(steps []StepConfig) bool {
-	return slices.ContainsFunc(steps, func(s StepConfig) bool { return groupStep(s.Kind) })
+	return slices.ContainsFunc(steps, func(s StepConfig) bool { return kindOf(s.Kind).groups })
+}
+
+// takers names the kinds of step that take param, or with "" every kind.
+func takers(param string) string {
+	var kinds []string
+	for _, k := range stepKinds {
+		if param == "" || slices.Contains(k.params, param) {
+			kinds = append(kinds, string(k.kind))
+		}
+	}
+	if param == "" {
+		return strings.Join(kinds, ", ")
+	}
+	return strings.Join(kinds, " and ")
 }
 
 // DNSSwitcher points the internal DNS names of the services at a center.

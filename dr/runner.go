@@ -40,17 +40,10 @@ func (m *Manager) Start(plan PlanConfig, mode Mode) (Run, error) {
 	}
 	v := &ValidationError{}
 	for i, s := range plan.Steps {
-		var missing string
-		switch {
-		case s.Kind == StepSwitchDNS && m.opts.DNS == nil:
-			missing = "a DNS switcher"
-		case s.Kind == StepSwitchTraffic && m.opts.Traffic == nil:
-			missing = "a traffic switcher"
-		case s.Kind == StepStartApps && m.opts.Apps == nil:
-			missing = "an app starter"
-		}
-		if missing != "" {
-			v.add(fmt.Sprintf("steps[%d].kind", i), fmt.Sprintf("%s needs %s, and the manager has none", s.Kind, missing))
+		if needs := kindOf(s.Kind).needs; needs != nil {
+			if missing := needs(&m.opts); missing != "" {
+				v.add(fmt.Sprintf("steps[%d].kind", i), fmt.Sprintf("%s needs %s, and the manager has none", s.Kind, missing))
+			}
 		}
 	}
 	groups := make([]*group, 0, len(plan.Groups))
@@ -314,8 +307,8 @@ func (r *runner) step(i int) error {
 			return fmt.Errorf("dr: run %s step %q: %w", r.rec.ID, name, err)
 		}
 	}
-	if r.rec.Mode == ModeDrill && !drillRuns(sc.Kind) {
-		r.setStep(i, StepSkipped, "a drill changes nothing: "+r.wouldDo(sc.Kind))
+	if k := kindOf(sc.Kind); r.rec.Mode == ModeDrill && !k.groups {
+		r.setStep(i, StepSkipped, "a drill changes nothing: "+k.wouldDo(r.rec.Target))
 		return nil
 	}
 	r.setStep(i, StepRunning, "")

@@ -19,61 +19,150 @@ const (
 	verifyPoll  = 100 * time.Millisecond
 )
 
-// drillRuns reports whether a drill runs a step of kind k, in its read-only
-// form; it skips the others.
-func drillRuns(k StepKind) bool { return groupStep(k) }
+// stepKind is everything a kind of step is. Adding a kind of step is its constant in plan.go
+// and one entry in stepKinds; nothing else lists or switches on kinds.
+type stepKind struct {
+	kind StepKind
+	// groups: the step acts on every DR group of the plan, and a drill runs its read-only
+	// form. Other steps act on the world around the groups, and a drill skips them.
+	groups bool
+	// afterFence: the step needs a fence step before it, so that the primary takes no
+	// writes meanwhile.
+	afterFence bool
+	// params are the kind-specific fields of StepConfig the step takes (by JSON name).
+	params []string
+	// needs says what the Manager must have for the step, "" when it has it.
+	needs func(o *Options) string
+	// do makes one attempt in a switchover.
+	do func(r *runner, ctx context.Context, i int) error
+	// drill makes one attempt in a drill (groups steps only); nil runs do.
+	drill func(r *runner, ctx context.Context, i int) error
+	// wouldDo says what a drill that skips the step would have done in a switchover to a
+	// center (steps that are not groups steps).
+	wouldDo func(to Side) string
+	// undo rolls the step back; nil when it has nothing to roll back.
+	undo func(r *runner, ctx context.Context, i int) error
+}
 
-// wouldDo says what a skipped step would have done in a switchover.
-func (r *runner) wouldDo(k StepKind) string {
-	switch k {
-	case StepSwitchDNS:
-		return fmt.Sprintf("a switchover would point DNS at %s", r.rec.Target)
-	case StepSwitchTraffic:
-		return fmt.Sprintf("a switchover would point load balancers and gateway upstreams at %s", r.rec.Target)
-	case StepStartApps:
-		return fmt.Sprintf("a switchover would start the applications in %s", r.rec.Target)
-	default:
-		return "a switchover would probe the service until it answers"
+// stepKinds in the order a plan usually has them.
+var stepKinds = []stepKind{{
+	kind:   StepPrecheck,
+	groups: true,
+	params: []string{"max_lag"},
+	do:     onGroups((*runner).precheck),
+}, {
+	kind:   StepFence,
+	groups: true,
+	params: []string{"force"},
+	do:     onGroups((*runner).fence),
+	drill:  onGroups((*runner).drillFence),
+	undo:   onChanged((*runner).unfence),
+}, {
+	kind:       StepCatchUp,
+	groups:     true,
+	afterFence: true,
+	do:         onGroups(func(r *runner, ctx context.Context, i int, g *group) error { return r.catchUp(ctx, i, g, false) }),
+	drill:      onGroups(func(r *runner, ctx context.Context, i int, g *group) error { return r.catchUp(ctx, i, g, true) }),
+}, {
+	kind:       StepPromote,
+	groups:     true,
+	afterFence: true,
+	params:     []string{"force", "sample"},
+	do:         onGroups((*runner).promote),
+	drill:      onGroups((*runner).compare),
+	undo:       onChanged((*runner).unpromote),
+}, {
+	kind:    StepSwitchDNS,
+	needs:   func(o *Options) string { return missing(o.DNS == nil, "a DNS switcher") },
+	do:      (*runner).switchDNS,
+	wouldDo: func(to Side) string { return "a switchover would point DNS at " + string(to) },
+	undo:    (*runner).switchDNSBack,
+}, {
+	kind:  StepSwitchTraffic,
+	needs: func(o *Options) string { return missing(o.Traffic == nil, "a traffic switcher") },
+	do:    (*runner).switchTraffic,
+	wouldDo: func(to Side) string {
+		return "a switchover would point load balancers and gateway upstreams at " + string(to)
+	},
+	undo: (*runner).switchTrafficBack,
+}, {
+	kind:    StepStartApps,
+	needs:   func(o *Options) string { return missing(o.Apps == nil, "an app starter") },
+	do:      (*runner).startApps,
+	wouldDo: func(to Side) string { return "a switchover would start the applications in " + string(to) },
+	undo:    (*runner).stopApps,
+}, {
+	kind:    StepVerify,
+	params:  []string{"urls"},
+	do:      (*runner).verify,
+	wouldDo: func(Side) string { return "a switchover would probe the service until it answers" },
+}}
+
+// kindOf is the definition of kind k; the zero stepKind if there is none, which Validate
+// refuses.
+func kindOf(k StepKind) stepKind {
+	for _, d := range stepKinds {
+		if d.kind == k {
+			return d
+		}
+	}
+	return stepKind{}
+}
+
+func missing(lacks bool, what string) string {
+	if lacks {
+		return what
+	}
+	return ""
+}
+
+// onGroups makes a step of f run on every group of the run at once.
+func onGroups(f func(r *runner, ctx context.Context, i int, g *group) error) func(*runner, context.Context, int) error {
+	return func(r *runner, ctx context.Context, i int) error {
+		return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return f(r, ctx, i, g) })
 	}
 }
 
-// do makes one attempt at step i.
-func (r *runner) do(ctx context.Context, i int) error {
-	sc := &r.rec.Config.Steps[i]
-	drill := r.rec.Mode == ModeDrill
-	switch sc.Kind {
-	case StepPrecheck:
-		return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return r.precheck(ctx, i, g) })
-	case StepFence:
-		if drill {
-			return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return r.drillFence(ctx, i, g) })
-		}
-		return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return r.fence(ctx, i, g) })
-	case StepCatchUp:
-		return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return r.catchUp(ctx, i, g, drill) })
-	case StepPromote:
-		if drill {
-			return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return r.compare(ctx, i, g) })
-		}
-		return r.eachGroup(ctx, r.groups, func(ctx context.Context, g *group) error { return r.promote(ctx, i, g) })
-	case StepSwitchDNS:
-		if err := r.m.opts.DNS.SwitchDNS(ctx, r.rec.Target); err != nil {
-			return fmt.Errorf("switch DNS to %s: %w", r.rec.Target, err)
-		}
-		r.output(i, fmt.Sprintf("DNS points at %s", r.rec.Target))
-	case StepSwitchTraffic:
-		if err := r.m.opts.Traffic.SwitchTraffic(ctx, r.rec.Target); err != nil {
-			return fmt.Errorf("switch traffic to %s: %w", r.rec.Target, err)
-		}
-		r.output(i, fmt.Sprintf("traffic goes to %s", r.rec.Target))
-	case StepStartApps:
-		if err := r.m.opts.Apps.StartApps(ctx, r.rec.Target); err != nil {
-			return fmt.Errorf("start the applications in %s: %w", r.rec.Target, err)
-		}
-		r.output(i, fmt.Sprintf("applications started in %s", r.rec.Target))
-	case StepVerify:
-		return r.verify(ctx, i)
+// onChanged makes an undo of f run on the groups step i changed, at once.
+func onChanged(f func(r *runner, ctx context.Context, i int, g *group) error) func(*runner, context.Context, int) error {
+	return func(r *runner, ctx context.Context, i int) error {
+		changed := r.snapshot().Steps[i].Changed
+		groups := slices.DeleteFunc(slices.Clone(r.groups), func(g *group) bool { return !slices.Contains(changed, g.cfg.Name) })
+		return r.eachGroup(ctx, groups, func(ctx context.Context, g *group) error { return f(r, ctx, i, g) })
 	}
+}
+
+// do makes one attempt at step i, in the run's mode; a drill skips steps that are not
+// groups steps before it gets here.
+func (r *runner) do(ctx context.Context, i int) error {
+	k := kindOf(r.rec.Config.Steps[i].Kind)
+	if r.rec.Mode == ModeDrill && k.drill != nil {
+		return k.drill(r, ctx, i)
+	}
+	return k.do(r, ctx, i)
+}
+
+func (r *runner) switchDNS(ctx context.Context, i int) error {
+	if err := r.m.opts.DNS.SwitchDNS(ctx, r.rec.Target); err != nil {
+		return fmt.Errorf("switch DNS to %s: %w", r.rec.Target, err)
+	}
+	r.output(i, fmt.Sprintf("DNS points at %s", r.rec.Target))
+	return nil
+}
+
+func (r *runner) switchTraffic(ctx context.Context, i int) error {
+	if err := r.m.opts.Traffic.SwitchTraffic(ctx, r.rec.Target); err != nil {
+		return fmt.Errorf("switch traffic to %s: %w", r.rec.Target, err)
+	}
+	r.output(i, fmt.Sprintf("traffic goes to %s", r.rec.Target))
+	return nil
+}
+
+func (r *runner) startApps(ctx context.Context, i int) error {
+	if err := r.m.opts.Apps.StartApps(ctx, r.rec.Target); err != nil {
+		return fmt.Errorf("start the applications in %s: %w", r.rec.Target, err)
+	}
+	r.output(i, fmt.Sprintf("applications started in %s", r.rec.Target))
 	return nil
 }
 
@@ -393,15 +482,6 @@ func (m *Manager) Rollback(ctx context.Context, runID string) (Run, error) {
 	return snapshot, nil
 }
 
-// undoable reports whether steps of kind k have something to roll back.
-func undoable(k StepKind) bool {
-	switch k {
-	case StepFence, StepPromote, StepSwitchDNS, StepSwitchTraffic, StepStartApps:
-		return true
-	}
-	return false
-}
-
 // rollback undoes the run's steps, last first, and stops at the first that
 // cannot be undone: undoing the earlier ones would leave the centers
 // inconsistent (such as DNS on B with B demoted).
@@ -410,7 +490,7 @@ func (r *runner) rollback() {
 	for i := len(r.rec.Steps) - 1; i >= 0; i-- {
 		sc := &r.rec.Config.Steps[i]
 		st := r.snapshot().Steps[i].State
-		if !undoable(sc.Kind) || sc.SkipRollback || (st != StepSucceeded && st != StepFailed && st != StepRollbackFailed) {
+		if kindOf(sc.Kind).undo == nil || sc.SkipRollback || (st != StepSucceeded && st != StepFailed && st != StepRollbackFailed) {
 			continue
 		}
 		r.update(func(rec *Run) { r.eventLocked(rec.Steps[i].Name, string(st), "rolling back") })
@@ -418,7 +498,7 @@ func (r *runner) rollback() {
 		if sc.Kind != StepPromote { // pairing is bounded by the group's SyncTimeout
 			ctx, cancel = context.WithTimeout(r.ctx, sc.Timeout.Or(defaultStepTimeout))
 		}
-		err = r.undo(ctx, i)
+		err = kindOf(sc.Kind).undo(r, ctx, i)
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("dr: roll back step %q of run %s: %w", sc.name(), r.rec.ID, err)
@@ -443,53 +523,49 @@ func (r *runner) rollback() {
 	})
 }
 
-// undo rolls back step i.
-func (r *runner) undo(ctx context.Context, i int) error {
-	from := r.rec.Direction.Primary()
-	switch r.rec.Config.Steps[i].Kind {
-	case StepFence:
-		return r.eachChanged(ctx, i, func(ctx context.Context, g *group) error {
-			if err := g.driver.Unfence(ctx, r.rec.Direction); err != nil {
-				return err
-			}
-			r.output(i, fmt.Sprintf("%s: unfenced %s", g.cfg.Name, from))
-			return nil
-		})
-	case StepPromote:
-		return r.eachChanged(ctx, i, func(ctx context.Context, g *group) error { return r.unpromote(ctx, i, g) })
-	case StepSwitchDNS:
-		if r.m.opts.DNS == nil {
-			return errors.New("the manager has no DNS switcher")
-		}
-		if err := r.m.opts.DNS.SwitchDNS(ctx, from); err != nil {
-			return fmt.Errorf("switch DNS back to %s: %w", from, err)
-		}
-		r.output(i, fmt.Sprintf("DNS points at %s again", from))
-	case StepSwitchTraffic:
-		if r.m.opts.Traffic == nil {
-			return errors.New("the manager has no traffic switcher")
-		}
-		if err := r.m.opts.Traffic.SwitchTraffic(ctx, from); err != nil {
-			return fmt.Errorf("switch traffic back to %s: %w", from, err)
-		}
-		r.output(i, fmt.Sprintf("traffic goes to %s again", from))
-	case StepStartApps:
-		if r.m.opts.Apps == nil {
-			return errors.New("the manager has no app starter")
-		}
-		if err := r.m.opts.Apps.StopApps(ctx, r.rec.Target); err != nil {
-			return fmt.Errorf("stop the applications in %s: %w", r.rec.Target, err)
-		}
-		r.output(i, fmt.Sprintf("applications stopped in %s", r.rec.Target))
+func (r *runner) unfence(ctx context.Context, i int, g *group) error {
+	if err := g.driver.Unfence(ctx, r.rec.Direction); err != nil {
+		return err
 	}
+	r.output(i, fmt.Sprintf("%s: unfenced %s", g.cfg.Name, r.rec.Direction.Primary()))
 	return nil
 }
 
-// eachChanged runs f for the groups step i changed, at once.
-func (r *runner) eachChanged(ctx context.Context, i int, f func(context.Context, *group) error) error {
-	changed := r.snapshot().Steps[i].Changed
-	groups := slices.DeleteFunc(slices.Clone(r.groups), func(g *group) bool { return !slices.Contains(changed, g.cfg.Name) })
-	return r.eachGroup(ctx, groups, f)
+// The undo of a step that needs a switcher runs from the run's record, perhaps in a manager
+// that did not start the run and lacks it.
+func (r *runner) switchDNSBack(ctx context.Context, i int) error {
+	from := r.rec.Direction.Primary()
+	if r.m.opts.DNS == nil {
+		return errors.New("the manager has no DNS switcher")
+	}
+	if err := r.m.opts.DNS.SwitchDNS(ctx, from); err != nil {
+		return fmt.Errorf("switch DNS back to %s: %w", from, err)
+	}
+	r.output(i, fmt.Sprintf("DNS points at %s again", from))
+	return nil
+}
+
+func (r *runner) switchTrafficBack(ctx context.Context, i int) error {
+	from := r.rec.Direction.Primary()
+	if r.m.opts.Traffic == nil {
+		return errors.New("the manager has no traffic switcher")
+	}
+	if err := r.m.opts.Traffic.SwitchTraffic(ctx, from); err != nil {
+		return fmt.Errorf("switch traffic back to %s: %w", from, err)
+	}
+	r.output(i, fmt.Sprintf("traffic goes to %s again", from))
+	return nil
+}
+
+func (r *runner) stopApps(ctx context.Context, i int) error {
+	if r.m.opts.Apps == nil {
+		return errors.New("the manager has no app starter")
+	}
+	if err := r.m.opts.Apps.StopApps(ctx, r.rec.Target); err != nil {
+		return fmt.Errorf("stop the applications in %s: %w", r.rec.Target, err)
+	}
+	r.output(i, fmt.Sprintf("applications stopped in %s", r.rec.Target))
+	return nil
 }
 
 // unpromote makes a promoted replica replicate its old primary again. A
