@@ -259,14 +259,6 @@ const (
 	defaultKeepVersions    = 10
 )
 
-// checkTimeout is the effective timeout of hc.
-func (hc *HealthCheck) checkTimeout() time.Duration {
-	if hc.Timeout != 0 {
-		return time.Duration(hc.Timeout)
-	}
-	return min(defaultCheckTimeout, hc.Interval.Or(defaultCheckInterval)/2)
-}
-
 func orInt(v, def int) int {
 	if v == 0 {
 		return def

@@ -1,8 +1,13 @@
 package lb
 
+// A server's health, in one place: the active checks (checkSpec, checker), the passive
+// verdict on every request forwarded to it (attemptEnded, passiveFailure), and the state
+// machine both feed (markDown, markUp), with the defaults they use (checkTimeout).
+
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -152,4 +157,104 @@ func statusExpected(status int, expect string) bool {
 		}
 	}
 	return false
+}
+
+// checkTimeout is the effective timeout of hc.
+func (hc *HealthCheck) checkTimeout() time.Duration {
+	if hc.Timeout != 0 {
+		return time.Duration(hc.Timeout)
+	}
+	return min(defaultCheckTimeout, hc.Interval.Or(defaultCheckInterval)/2)
+}
+
+// markDown takes the server down for reason; passive says whether requests
+// (not the active checker) found the failure.
+func (s *server) markDown(reason string, passive bool, passiveDownTime time.Duration) {
+	s.mu.Lock()
+	s.lastErr = reason
+	s.rises = 0
+	if !s.up || s.retired {
+		s.mu.Unlock()
+		return
+	}
+	s.up = false
+	s.since = time.Now()
+	s.refreshUsable()
+	if passive && s.checker == nil {
+		// Without an active check nothing else would bring it back.
+		s.downTimer = time.AfterFunc(passiveDownTime, func() { s.markUp("passive down time over") })
+	}
+	zone, role := s.zone, s.role
+	s.mu.Unlock()
+	s.pool.closeIdle()
+	s.b.emit(Event{Kind: EventServerDown, Group: s.group, Server: s.id, Zone: zone, Role: role, Reason: reason})
+}
+
+func (s *server) markUp(reason string) {
+	s.mu.Lock()
+	if s.up || s.retired {
+		s.mu.Unlock()
+		return
+	}
+	s.up = true
+	s.since = time.Now()
+	s.upSince.Store(s.since.UnixNano())
+	s.fails.Store(0)
+	s.checkFalls = 0
+	s.refreshUsable()
+	zone, role := s.zone, s.role
+	s.mu.Unlock()
+	s.b.emit(Event{Kind: EventServerUp, Group: s.group, Server: s.id, Zone: zone, Role: role, Reason: reason})
+}
+
+// attemptEnded is the passive check of one forwarded request: a failure that is the server's
+// fault (not a client that sent garbage or left) or a 5xx answer counts against it; a good
+// answer resets the count.
+func (s *server) attemptEnded(g *group, res result, status int) {
+	switch {
+	case res.err != nil && res.serverFault:
+		s.passiveFailure(g, res.err)
+	case res.oc == done && status >= 500:
+		s.passiveFailure(g, errors.New("status "+strconv.Itoa(status)))
+	case res.oc == done:
+		s.passiveSuccess()
+	}
+}
+
+// passiveFailure records a failed request; enough in a row take the server down.
+func (s *server) passiveFailure(g *group, err error) {
+	s.errors.Add(1)
+	if int(s.fails.Add(1)) >= g.passiveFall {
+		s.markDown("passive: "+err.Error(), true, g.passiveDownTime)
+	}
+}
+
+func (s *server) passiveSuccess() {
+	if s.fails.Load() != 0 {
+		s.fails.Store(0)
+	}
+}
+
+// checkResult feeds one active check into the rise/fall counters.
+func (s *server) checkResult(err error, rise, fall int) {
+	if err != nil {
+		s.mu.Lock()
+		s.lastErr = err.Error()
+		s.rises = 0
+		s.checkFalls++
+		down := s.up && s.checkFalls >= fall
+		s.mu.Unlock()
+		if down {
+			s.markDown(err.Error(), false, 0)
+		}
+		return
+	}
+	s.mu.Lock()
+	s.checkFalls = 0
+	s.rises++
+	up := !s.up && s.rises >= rise
+	s.mu.Unlock()
+	if up {
+		s.markUp("health check passed")
+	}
 }

@@ -651,14 +651,7 @@ func (cc *clientConn) endAttempt(uc *upConn, res result) result {
 	srv := f.srv
 	f.srv = nil
 	defer srv.active.Add(-1)
-	switch {
-	case res.err != nil && res.serverFault:
-		srv.passiveFailure(f.g, res.err)
-	case res.oc == done && cc.resp.status >= 500:
-		srv.passiveFailure(f.g, errors.New("status "+strconv.Itoa(cc.resp.status)))
-	case res.oc == done:
-		srv.passiveSuccess()
-	}
+	srv.attemptEnded(f.g, res, cc.resp.status)
 	if res.err == nil {
 		end := time.Now()
 		srv.latency.observe(end.Sub(f.start))
