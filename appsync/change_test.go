@@ -261,12 +261,12 @@ func TestTaskConfigValidate(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	for _, path := range []string{"id", "batch", "version", "config.apps[0]", "config.exclude[0]", "config.source_ranges[1]", "wait", "retry_min"} {
-		if ve.Fields[path] == "" {
-			t.Errorf("no error for %s: %v", path, ve.Fields)
+		if ve.Fields()[path] == "" {
+			t.Errorf("no error for %s: %v", path, ve.Fields())
 		}
 	}
-	if len(ve.Fields) != 8 {
-		t.Errorf("fields: %v", ve.Fields)
+	if len(ve.Fields()) != 8 {
+		t.Errorf("fields: %v", ve.Fields())
 	}
 	ok := TaskConfig{ID: "hx.versions", Kind: TaskKindVersion, Version: VersionPolicy{Nodes: map[string]string{"a1": "b1"}}}
 	if err := ok.Validate(); err != nil {

@@ -110,41 +110,41 @@ type Duration = jsontime.Duration
 // Validate checks the configuration. The error is a *ValidationError listing
 // every problem found.
 func (c *TaskConfig) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, c)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(c)
 	if c.ID != "" && !validTaskID(c.ID) {
-		v.add("id", "must hold only letters, digits, '.', '-' and '_'")
+		v.Add("id", "must hold only letters, digits, '.', '-' and '_'")
 	}
 	if c.Kind != TaskKindVersion && !c.Version.isZero() {
-		v.add("version", fmt.Sprintf("is the policy of version tasks, and kind is %q", c.Kind))
+		v.Add("version", fmt.Sprintf("is the policy of version tasks, and kind is %q", c.Kind))
 	}
 	if c.Kind != TaskKindConfig && !c.Config.isZero() {
-		v.add("config", fmt.Sprintf("is the policy of config tasks, and kind is %q", c.Kind))
+		v.Add("config", fmt.Sprintf("is the policy of config tasks, and kind is %q", c.Kind))
 	}
 	for src, dst := range c.Version.Nodes {
 		if !names.Valid(src) || !names.Valid(dst) {
-			v.add("version.nodes", fmt.Sprintf("%q: %q is not a pair of node names", src, dst))
+			v.Add("version.nodes", fmt.Sprintf("%q: %q is not a pair of node names", src, dst))
 		}
 	}
 	for i, a := range c.Config.Apps {
 		if !names.Valid(a) {
-			v.add(fmt.Sprintf("config.apps[%d]", i), fmt.Sprintf("%q is not an app name", a))
+			v.Add(fmt.Sprintf("config.apps[%d]", i), fmt.Sprintf("%q is not an app name", a))
 		}
 	}
 	for i, k := range c.Config.Exclude {
 		if k == "" || len(k) > 256 {
-			v.add(fmt.Sprintf("config.exclude[%d]", i), "must be a key of 1 to 256 bytes")
+			v.Add(fmt.Sprintf("config.exclude[%d]", i), "must be a key of 1 to 256 bytes")
 		}
 	}
 	for i, r := range c.Config.SourceRanges {
 		if _, err := netip.ParsePrefix(r); err != nil {
-			v.add(fmt.Sprintf("config.source_ranges[%d]", i), fmt.Sprintf("must be a CIDR prefix such as 10.1.0.0/16, got %q", r))
+			v.Add(fmt.Sprintf("config.source_ranges[%d]", i), fmt.Sprintf("must be a CIDR prefix such as 10.1.0.0/16, got %q", r))
 		}
 	}
 	if lo, hi := c.retryMin(), c.retryMax(); c.RetryMin >= 0 && c.RetryMax >= 0 && lo > hi {
-		v.add("retry_min", fmt.Sprintf("must not exceed retry_max: %s > %s", lo, hi))
+		v.Add("retry_min", fmt.Sprintf("must not exceed retry_max: %s > %s", lo, hi))
 	}
-	return v.err()
+	return v.Err()
 }
 
 func (c *TaskConfig) batch() int {
@@ -213,15 +213,15 @@ type Binding struct {
 // Validate checks the binding's fields. The error is a *ValidationError
 // listing every problem found.
 func (b *Binding) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, b)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(b)
 	if b.ID != "" && !validTaskID(b.ID) {
-		v.add("id", "must hold only letters, digits, '.', '-' and '_'")
+		v.Add("id", "must hold only letters, digits, '.', '-' and '_'")
 	}
 	for path, s := range map[string]string{"source": b.Source, "target": b.Target} {
 		if s != "" && !names.Valid(s) {
-			v.add(path, fmt.Sprintf("%q is not a name (lower-case letters, digits, '-', '_', at most 63)", s))
+			v.Add(path, fmt.Sprintf("%q is not a name (lower-case letters, digits, '-', '_', at most 63)", s))
 		}
 	}
-	return v.err()
+	return v.Err()
 }

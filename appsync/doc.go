@@ -141,8 +141,8 @@
 //
 // # Errors
 //
-// TaskConfig.Validate and Binding.Validate return a *ValidationError mapping
-// each field's JSON path to a message. Other errors wrap a sentinel of
+// TaskConfig.Validate and Binding.Validate return a *ValidationError listing
+// every field error by JSON path; its Fields() maps each path to its message. Other errors wrap a sentinel of
 // errors.go (ErrForged, ErrMalformed, ErrOutsideBinding, ErrNotFound,
 // ErrState, ErrProtocol, …) and name the task, change, project, app or
 // version.

@@ -83,7 +83,7 @@
 //
 // Configurations are checked by AppConfig.Validate, NodeConfig.Validate,
 // VersionConfig.Validate and Strategy.Validate, which return a
-// *ValidationError mapping each field's JSON path to a message. Other errors
+// *ValidationError listing every field error by JSON path (Fields() maps each to its message). Other errors
 // wrap a sentinel of errors.go (ErrNotFound, ErrExists, ErrChecksum,
 // ErrTooLarge, ErrUnsafePath, ErrBusy, ErrHealth, ErrCrashLoop, ErrHostKey,
 // …) and name the app, version, node or instance.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // Options configures a Manager. Artifacts and Drivers are required.
@@ -258,7 +259,7 @@ func (m *Manager) AddVersionPieces(ctx context.Context, project, app string, cfg
 	}
 	d, err := ParseDigest(cfg.Digest)
 	if err != nil {
-		return Version{}, &ValidationError{Fields: map[string]string{"digest": "required with piece sums: sha256:<64 hex digits>"}}
+		return Version{}, validate.One(ErrInvalid, "digest", "required with piece sums: sha256:<64 hex digits>")
 	}
 	if err := sums.check(size); err != nil {
 		return Version{}, err
@@ -386,7 +387,7 @@ func (m *Manager) PutNode(ctx context.Context, cfg NodeConfig) (Node, error) {
 		return Node{}, err
 	}
 	if _, ok := m.opts.Drivers[cfg.Driver]; !ok {
-		return Node{}, &ValidationError{Fields: map[string]string{"driver": fmt.Sprintf("no driver %q in this manager", cfg.Driver)}}
+		return Node{}, validate.One(ErrInvalid, "driver", fmt.Sprintf("no driver %q in this manager", cfg.Driver))
 	}
 	n, err := m.opts.Store.Node(ctx, cfg.Name)
 	switch {

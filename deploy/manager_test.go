@@ -111,12 +111,12 @@ func TestValidationListsEveryField(t *testing.T) {
 		t.Fatalf("Validate: %v, want a *ValidationError", err)
 	}
 	for _, path := range []string{"project", "name", "kind", "ports[0].port", "ports[1].name", "config_files[0].path", "config_files[0].template", "health.path", "health.port"} {
-		if ve.Fields[path] == "" {
-			t.Errorf("no error for %s; got %v", path, ve.Fields)
+		if ve.Fields()[path] == "" {
+			t.Errorf("no error for %s; got %v", path, ve.Fields())
 		}
 	}
 	n := deploy.NodeConfig{Name: "n1", Driver: "ssh", SSH: &deploy.SSHConfig{Addr: "host", User: "u"}}
-	if err := n.Validate(); !errors.As(err, &ve) || ve.Fields["ssh.addr"] == "" || ve.Fields["ssh.known_hosts"] == "" || ve.Fields["ssh.key_file"] == "" {
+	if err := n.Validate(); !errors.As(err, &ve) || ve.Fields()["ssh.addr"] == "" || ve.Fields()["ssh.known_hosts"] == "" || ve.Fields()["ssh.key_file"] == "" {
 		t.Errorf("ssh node: %v", err)
 	}
 }

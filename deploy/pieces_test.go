@@ -270,7 +270,7 @@ func TestAddVersionPieces(t *testing.T) {
 		}
 	}
 	var verr *deploy.ValidationError
-	if _, err := f.m.AddVersionPieces(ctx, "yb", "settle", deploy.VersionConfig{Name: "v3"}, int64(len(data)), sums, bytes.NewReader(data)); !errors.As(err, &verr) || verr.Fields["digest"] == "" {
+	if _, err := f.m.AddVersionPieces(ctx, "yb", "settle", deploy.VersionConfig{Name: "v3"}, int64(len(data)), sums, bytes.NewReader(data)); !errors.As(err, &verr) || verr.Fields()["digest"] == "" {
 		t.Errorf("no digest: %v, want a validation error of digest", err)
 	}
 	if _, err := f.m.Version(ctx, "yb", "settle", "v3"); !errors.Is(err, deploy.ErrNotFound) {

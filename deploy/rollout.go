@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // DeployRequest asks for a version of an app on a set of nodes.
@@ -31,13 +33,13 @@ type DeployRequest struct {
 // leaves every instance of the app on the version releases it: the version
 // becomes the app's current one and a release Event is published.
 func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (Deployment, error) {
-	v := &ValidationError{}
-	tagErrors(v, &req)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(&req)
 	if err := req.Strategy.Validate(); err != nil {
 		var ve *ValidationError
 		errors.As(err, &ve)
-		for p, msg := range ve.Fields {
-			v.Add("strategy."+p, msg)
+		for _, fe := range ve.Errors {
+			v.Add("strategy."+fe.Field, fe.Message)
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -61,7 +63,7 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (Deployment, er
 			nodes = append(nodes, i.Node)
 		}
 		if len(nodes) == 0 {
-			return Deployment{}, &ValidationError{Fields: map[string]string{"nodes": fmt.Sprintf("is required: app %s/%s has no instance yet", req.Project, req.App)}}
+			return Deployment{}, validate.One(ErrInvalid, "nodes", fmt.Sprintf("is required: app %s/%s has no instance yet", req.Project, req.App))
 		}
 	}
 	return m.begin(ctx, TypeDeploy, &a, &ver, nodes, nil, req.Strategy)
@@ -209,7 +211,7 @@ func (m *Manager) begin(ctx context.Context, typ DeploymentType, a *App, v *Vers
 		}
 	}
 	if dup := firstDup(nodes); dup != "" {
-		return Deployment{}, &ValidationError{Fields: map[string]string{"nodes": fmt.Sprintf("lists node %s twice", dup)}}
+		return Deployment{}, validate.One(ErrInvalid, "nodes", fmt.Sprintf("lists node %s twice", dup))
 	}
 	if s.Type == "" {
 		s.Type = Rolling

@@ -6,23 +6,15 @@ import (
 	"text/template"
 
 	"github.com/shuanghuo/shuanghuo/internal/names"
-	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
-
-// tagErrors adds to v the failures of s's struct tags.
-func tagErrors(v *ValidationError, s any) {
-	for path, msg := range validate.Struct(s) {
-		v.Add(path, msg)
-	}
-}
 
 const nameRule = "must be lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters"
 
 // Validate checks the app's configuration. The error is a *ValidationError
 // listing every problem found.
 func (c *AppConfig) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, c)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(c)
 	if c.Project != "" && !names.Valid(c.Project) {
 		v.Add("project", nameRule)
 	}
@@ -106,8 +98,8 @@ func (c *AppConfig) Validate() error {
 // Validate checks the node's configuration. The error is a *ValidationError
 // listing every problem found.
 func (c *NodeConfig) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, c)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(c)
 	if c.Name != "" && !names.Valid(c.Name) {
 		v.Add("name", nameRule)
 	}
@@ -131,8 +123,8 @@ func (c *NodeConfig) Validate() error {
 
 // Validate checks the version's description.
 func (c *VersionConfig) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, c)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(c)
 	if c.Name != "" && !names.ValidVersion(c.Name) {
 		v.Add("name", "must be letters, digits, '.', '-', '_' and '+', not starting with '.', at most 64 characters")
 	}
@@ -146,8 +138,8 @@ func (c *VersionConfig) Validate() error {
 
 // Validate checks the strategy.
 func (s *Strategy) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, s)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(s)
 	if s.Type == AllAtOnce && s.BatchSize > 0 {
 		v.Add("batch_size", "is only for a rolling deployment, but type is all-at-once")
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/miekg/dns"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // maxJournal is how many changes per zone are kept for IXFR; a secondary further
@@ -163,7 +164,7 @@ func (s *Server) Switch(ctx context.Context, scope Scope, to string) (int, error
 		return 0, err
 	}
 	if to == "" {
-		return 0, &ValidationError{Fields: []FieldError{{Path: "center", Message: "is required"}}}
+		return 0, validate.One(ErrInvalid, "center", "is required")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

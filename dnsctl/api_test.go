@@ -57,8 +57,8 @@ func TestApplyChanges(t *testing.T) {
 		require.ErrorAs(t, err, &ve)
 		require.ErrorIs(t, err, ErrInvalid)
 		paths := map[string]string{}
-		for _, f := range ve.Fields {
-			paths[f.Path] = f.Message
+		for _, f := range ve.Errors {
+			paths[f.Field] = f.Message
 		}
 		assert.Contains(t, paths, "changes[0].op")
 		assert.Contains(t, paths, "changes[1].set.data[0]")
@@ -116,8 +116,8 @@ func TestConfigValidate(t *testing.T) {
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve)
 	var paths []string
-	for _, f := range ve.Fields {
-		paths = append(paths, f.Path)
+	for _, f := range ve.Errors {
+		paths = append(paths, f.Field)
 	}
 	for _, want := range []string{
 		"udp_addr", "forwarders[0]", "views[0].networks[0]", "tsig_keys[0].secret",

@@ -25,7 +25,7 @@
 //
 // Config is a JSON-tagged struct; zero fields take the defaults stated on each
 // field. Config.Validate, Zone.Validate and Scope.Validate report every problem
-// at once as a *ValidationError whose FieldErrors carry JSON paths such as
+// at once as a *ValidationError whose Errors carry JSON paths such as
 // "zones[0].record_sets[2].data[0]".
 //
 // # Lifecycle

@@ -2,7 +2,8 @@ package dnsctl
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of these, so callers
@@ -32,49 +33,24 @@ var (
 	ErrClosed = errors.New("dnsctl: server closed")
 )
 
-// FieldError is one problem with one field. Path uses the JSON names, e.g.
-// "zones[0].record_sets[2].data[0]", relative to the value that was validated.
-type FieldError struct {
-	Path    string `json:"path"`
-	Message string `json:"message"`
-}
+// ValidationError lists every field error found in a Config, Zone, Change or Scope, each by
+// its JSON path relative to the value that was validated (such as
+// "zones[0].record_sets[2].data[0]"), so that an API can report them all at once with
+// Fields(). It wraps ErrInvalid. It is the one validation error of every shuanghuo package.
+type ValidationError = validate.List
 
-// ValidationError lists every field error found in a Config, Zone, Change or
-// Scope, so an API can report them all at once. It wraps ErrInvalid.
-type ValidationError struct {
-	Fields []FieldError `json:"fields"`
-}
-
-func (e *ValidationError) Error() string {
-	var b strings.Builder
-	b.WriteString(ErrInvalid.Error())
-	for i, f := range e.Fields {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(f.Path)
-		b.WriteString(": ")
-		b.WriteString(f.Message)
-	}
-	return b.String()
-}
-
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
-
-// fieldErrors collects FieldErrors under a path prefix.
+// fieldErrors collects field errors; its format arguments save the callers a Sprintf each.
 type fieldErrors struct {
-	list []FieldError
+	list []validate.FieldError
 }
 
 func (fe *fieldErrors) add(path, format string, args ...any) {
-	fe.list = append(fe.list, FieldError{Path: path, Message: sprintf(format, args...)})
+	fe.list = append(fe.list, validate.FieldError{Field: path, Message: sprintf(format, args...)})
 }
 
 func (fe *fieldErrors) err() error {
 	if len(fe.list) == 0 {
 		return nil
 	}
-	return &ValidationError{Fields: fe.list}
+	return &ValidationError{Errors: fe.list, Cause: ErrInvalid}
 }

@@ -101,7 +101,7 @@ func TestSetViewsSwapsSplitHorizon(t *testing.T) {
 	err := s.SetViews(context.Background(), []View{{Name: "b", Center: "b", Networks: []string{"not-a-cidr"}}})
 	var verr *ValidationError
 	require.ErrorAs(t, err, &verr)
-	require.Equal(t, "views[0].networks[0]", verr.Fields[0].Path)
+	require.Equal(t, "views[0].networks[0]", verr.Errors[0].Field)
 	require.Empty(t, s.Views(), "a rejected change changes nothing")
 
 	require.NoError(t, s.SetViews(context.Background(), testViews()))

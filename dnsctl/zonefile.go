@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // ImportZoneFile reads an RFC 1035 zone file for origin and applies it as the
@@ -45,7 +46,7 @@ func (s *Server) ExportZoneFile(origin string, w io.Writer) error {
 // parseZoneFile turns a zone file into a Zone: one record set per name and type.
 func parseZoneFile(origin string, r io.Reader) (Zone, error) {
 	if _, ok := dns.IsDomainName(origin); !ok {
-		return Zone{}, &ValidationError{Fields: []FieldError{{Path: "origin", Message: "must be a domain name"}}}
+		return Zone{}, validate.One(ErrInvalid, "origin", "must be a domain name")
 	}
 	origin = dns.CanonicalName(origin)
 	z := Zone{Origin: origin}

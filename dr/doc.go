@@ -81,8 +81,8 @@
 // # Errors
 //
 // Configurations are checked by GroupConfig.Validate, PlanConfig.Validate and
-// Manager.Start, which return a *ValidationError mapping each field's JSON
-// path to a message. Other errors wrap a sentinel of errors.go (ErrBusy,
+// Manager.Start, which return a *ValidationError listing every field error by JSON
+// path (Fields() maps each to its message). Other errors wrap a sentinel of errors.go (ErrBusy,
 // ErrState, ErrLagUnknown, ErrFence, …) and name the group, run and step.
 //
 // # Testing code that uses dr

@@ -52,26 +52,7 @@ var (
 	ErrClosed = errors.New("dr: manager closed")
 )
 
-// ValidationError lists every field error of a rejected GroupConfig or
-// PlanConfig, so an API can report them all at once as
-// {"error":{"fields":{...}}}. It wraps ErrInvalid.
-type ValidationError struct {
-	// Fields maps each field's JSON path, such as "steps[2].timeout" or
-	// "a.addr", to what is wrong with it.
-	Fields map[string]string `json:"fields"`
-}
-
-func (e *ValidationError) Error() string { return validate.Describe(ErrInvalid.Error(), e.Fields) }
-
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
-
-// add records msg for path, after any message already there.
-func (e *ValidationError) add(path, msg string) { validate.Add(&e.Fields, path, msg) }
-
-// err returns e, or nil when it holds no field error.
-func (e *ValidationError) err() error {
-	if len(e.Fields) == 0 {
-		return nil
-	}
-	return e
-}
+// ValidationError lists every field error of a rejected configuration, each by its JSON path
+// (such as "steps[2].timeout"), so that an API can report them all at once with Fields(). It
+// wraps ErrInvalid. It is the one validation error of every shuanghuo package.
+type ValidationError = validate.List

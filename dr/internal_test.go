@@ -123,7 +123,7 @@ func TestGroupConfigValidate(t *testing.T) {
 		"b.replication_addr": `must be host:port, got "nohost"`,
 		"sync_timeout":       "must be from 1s to 24h, got -1ns",
 		"a.tls":              "cert_file and key_file go together: set both or neither",
-	}, ve.Fields)
+	}, ve.Fields())
 
 	ok := GroupConfig{Name: "orders", Kind: KindRedis, A: Instance{Addr: "127.0.0.1:6379", ReplicationAddr: "center-a-redis1:6379"},
 		B: Instance{Addr: "127.0.0.1:6380", ReplicationAddr: "center-b-redis1:6379"}}
@@ -155,7 +155,7 @@ func TestPlanValidate(t *testing.T) {
 		"steps[4].name":    `step name "verify" is used twice; name the steps`,
 		"steps[5].retries": "must be at most 10, got 11",
 		"steps[5].timeout": "must be from 1ms to 24h, got -1s",
-	}, ve.Fields)
+	}, ve.Fields())
 	require.Contains(t, ve.Error(), "dr: invalid configuration: groups: is required")
 
 	ok := PlanConfig{Name: "p", Groups: []string{"g"}, Steps: []StepConfig{

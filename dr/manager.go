@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // Options configures a Manager. Only Drivers is required.
@@ -144,7 +145,7 @@ func (m *Manager) AddGroup(ctx context.Context, cfg GroupConfig) error {
 	}
 	open, ok := m.opts.Drivers[cfg.Kind]
 	if !ok {
-		return &ValidationError{Fields: map[string]string{"kind": fmt.Sprintf("no driver for kind %s in this manager", cfg.Kind)}}
+		return validate.One(ErrInvalid, "kind", fmt.Sprintf("no driver for kind %s in this manager", cfg.Kind))
 	}
 	if err := m.checkNew(cfg.Name); err != nil {
 		return err

@@ -146,7 +146,7 @@ func TestAddGroupErrors(t *testing.T) {
 	cfg.Kind = dr.KindFastDFS
 	var ve *dr.ValidationError
 	require.ErrorAs(t, r.m.AddGroup(t.Context(), cfg), &ve)
-	require.Equal(t, map[string]string{"kind": "no driver for kind fastdfs in this manager"}, ve.Fields)
+	require.Equal(t, map[string]string{"kind": "no driver for kind fastdfs in this manager"}, ve.Fields())
 	_, err := r.m.Group("nope")
 	require.ErrorIs(t, err, dr.ErrGroupNotFound)
 }
@@ -467,7 +467,7 @@ func TestStartRejects(t *testing.T) {
 		"steps[4].kind": "switch-dns needs a DNS switcher, and the manager has none",
 		"steps[5].kind": "switch-traffic needs a traffic switcher, and the manager has none",
 		"steps[6].kind": "start-apps needs an app starter, and the manager has none",
-	}, ve.Fields)
+	}, ve.Fields())
 
 	_, err = r.m.Start(r.fullPlan("orders"), "rehearsal")
 	require.ErrorIs(t, err, dr.ErrInvalid)

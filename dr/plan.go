@@ -116,15 +116,15 @@ const (
 // exist and that the switchers the steps need are configured. The error is a
 // *ValidationError listing every problem found.
 func (p *PlanConfig) Validate() error {
-	v := &ValidationError{}
-	tagErrors(v, p)
+	v := &ValidationError{Cause: ErrInvalid}
+	v.AddStruct(p)
 	if hasGroupStep(p.Steps) && len(p.Groups) == 0 {
-		v.add("groups", "is required: steps act on DR groups")
+		v.Add("groups", "is required: steps act on DR groups")
 	}
 	seenGroup := make(map[string]bool)
 	for i, g := range p.Groups {
 		if seenGroup[g] {
-			v.add(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("DR group %q is listed twice", g))
+			v.Add(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("DR group %q is listed twice", g))
 		}
 		seenGroup[g] = true
 	}
@@ -134,32 +134,32 @@ func (p *PlanConfig) Validate() error {
 		s := &p.Steps[i]
 		path := fmt.Sprintf("steps[%d]", i)
 		if names[s.name()] {
-			v.add(path+".name", fmt.Sprintf("step name %q is used twice; name the steps", s.name()))
+			v.Add(path+".name", fmt.Sprintf("step name %q is used twice; name the steps", s.name()))
 		}
 		names[s.name()] = true
 		k := kindOf(s.Kind)
 		if k.do == nil {
 			if s.Kind != "" { // else "is required"
-				v.add(path+".kind", fmt.Sprintf("must be one of %s, got %q", takers(""), s.Kind))
+				v.Add(path+".kind", fmt.Sprintf("must be one of %s, got %q", takers(""), s.Kind))
 			}
 			continue
 		}
 		if k.afterFence && !fenced {
-			v.add(path+".kind", fmt.Sprintf("%s must come after a fence step, so that the primary takes no writes meanwhile", s.Kind))
+			v.Add(path+".kind", fmt.Sprintf("%s must come after a fence step, so that the primary takes no writes meanwhile", s.Kind))
 		}
 		fenced = fenced || s.Kind == StepFence
 		for param, set := range map[string]bool{
 			"force": s.Force, "max_lag": s.MaxLagBytes != 0 || s.MaxLag != 0, "sample": s.Sample != 0, "urls": len(s.URLs) > 0,
 		} {
 			if set && !slices.Contains(k.params, param) {
-				v.add(path+"."+param, fmt.Sprintf("applies to %s steps only", takers(param)))
+				v.Add(path+"."+param, fmt.Sprintf("applies to %s steps only", takers(param)))
 			}
 		}
 		if s.Kind == StepVerify && len(s.URLs) == 0 {
-			v.add(path+".urls", "is required for verify")
+			v.Add(path+".urls", "is required for verify")
 		}
 	}
-	return v.err()
+	return v.Err()
 }
 
 func hasGroupStep(steps []StepConfig) bool {

@@ -38,11 +38,11 @@ func (m *Manager) Start(plan PlanConfig, mode Mode) (Run, error) {
 	if err := plan.Validate(); err != nil {
 		return Run{}, err
 	}
-	v := &ValidationError{}
+	v := &ValidationError{Cause: ErrInvalid}
 	for i, s := range plan.Steps {
 		if needs := kindOf(s.Kind).needs; needs != nil {
 			if missing := needs(&m.opts); missing != "" {
-				v.add(fmt.Sprintf("steps[%d].kind", i), fmt.Sprintf("%s needs %s, and the manager has none", s.Kind, missing))
+				v.Add(fmt.Sprintf("steps[%d].kind", i), fmt.Sprintf("%s needs %s, and the manager has none", s.Kind, missing))
 			}
 		}
 	}
@@ -50,7 +50,7 @@ func (m *Manager) Start(plan PlanConfig, mode Mode) (Run, error) {
 	for i, name := range plan.Groups {
 		g, err := m.group(name)
 		if errors.Is(err, ErrGroupNotFound) {
-			v.add(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("no DR group named %q", name))
+			v.Add(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("no DR group named %q", name))
 			continue
 		}
 		if err != nil {
@@ -58,7 +58,7 @@ func (m *Manager) Start(plan PlanConfig, mode Mode) (Run, error) {
 		}
 		groups = append(groups, g)
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return Run{}, err
 	}
 

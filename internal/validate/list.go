@@ -52,6 +52,18 @@ func (e *List) Fields() map[string]string {
 	return m
 }
 
+// One is a List of one field error, wrapping cause.
+func One(cause error, field, msg string) *List {
+	return &List{Errors: []FieldError{{Field: field, Message: msg}}, Cause: cause}
+}
+
+// AddStruct records the failures of s's validate tags (see Struct).
+func (e *List) AddStruct(s any) {
+	for path, msg := range Struct(s) {
+		e.Add(path, msg)
+	}
+}
+
 // Add records msg for field.
 func (e *List) Add(field, msg string) {
 	e.Errors = append(e.Errors, FieldError{Field: field, Message: msg})

@@ -669,7 +669,7 @@ func (s *AppSync) checkTask(spec json.RawMessage) (string, error) {
 		if !errors.As(err, &verr) {
 			return "", err
 		}
-		for k, v := range verr.Fields {
+		for k, v := range verr.Fields() {
 			validate.Add(&fields, k, v)
 		}
 	}
@@ -737,7 +737,7 @@ func syncError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &verr):
-		return api.InvalidSpec(verr.Fields)
+		return api.InvalidSpec(verr.Fields())
 	case errors.Is(err, appsync.ErrNotFound):
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	case errors.Is(err, appsync.ErrState):

@@ -202,7 +202,7 @@ func checkApp(spec json.RawMessage) (string, error) {
 		if !errors.As(err, &verr) {
 			return "", err
 		}
-		for k, v := range verr.Fields {
+		for k, v := range verr.Fields() {
 			inv[k] = v
 		}
 	}
@@ -236,7 +236,7 @@ func checkNode(spec json.RawMessage) (string, error) {
 		if !errors.As(err, &verr) {
 			return "", err
 		}
-		for k, v := range verr.Fields {
+		for k, v := range verr.Fields() {
 			inv[k] = v
 		}
 	}
@@ -268,7 +268,7 @@ func deployError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &verr):
-		return api.Invalid(verr.Fields)
+		return api.Invalid(verr.Fields())
 	case errors.Is(err, deploy.ErrNotFound):
 		return fmt.Errorf("%s: %w", strings.TrimSuffix(err.Error(), ": "+deploy.ErrNotFound.Error()), store.ErrNotFound)
 	case errors.Is(err, deploy.ErrExists), errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrState), errors.Is(err, deploy.ErrClosed):
@@ -287,7 +287,7 @@ func deployError(err error) error {
 func specError(err error) error {
 	var verr *deploy.ValidationError
 	if errors.As(err, &verr) {
-		return api.InvalidSpec(verr.Fields)
+		return api.InvalidSpec(verr.Fields())
 	}
 	return deployError(err)
 }
@@ -686,7 +686,7 @@ func (p *Deploy) upload(c *api.Call) error {
 		if !errors.As(err, &verr) {
 			return err
 		}
-		for k, v := range verr.Fields {
+		for k, v := range verr.Fields() {
 			fields[k] = v
 		}
 	}

@@ -126,7 +126,7 @@ func checkPlan(spec json.RawMessage) (string, error) {
 func drError(err error) error {
 	var verr *dr.ValidationError
 	if errors.As(err, &verr) {
-		return api.InvalidSpec(verr.Fields)
+		return api.InvalidSpec(verr.Fields())
 	}
 	return err
 }

@@ -126,11 +126,7 @@ func canonical(origin string) string { return strings.ToLower(strings.TrimSuffix
 func zoneError(err error) error {
 	var verr *dnsctl.ValidationError
 	if errors.As(err, &verr) {
-		out := api.InvalidSpec{}
-		for _, f := range verr.Fields {
-			out[f.Path] = f.Message
-		}
-		return out
+		return api.InvalidSpec(verr.Fields())
 	}
 	if errors.Is(err, dnsctl.ErrCenterNotFound) {
 		return api.InvalidSpec{"to": err.Error()}
