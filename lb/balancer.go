@@ -3,7 +3,6 @@ package lb
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,10 +145,8 @@ func (b *Balancer) Apply(ctx context.Context, cfg BalancerConfig) (uint64, error
 }
 
 func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (uint64, error) {
-	c, err := cloneConfig(&cfg)
-	if err != nil {
-		return 0, err
-	}
+	// A caller that keeps changing its value must not change a kept version.
+	c := new(cfg.Clone())
 	tlsConfigs, err := compileTLS(c)
 	if err != nil {
 		b.countApply(false)
@@ -291,20 +288,6 @@ func newGroup(gc *ServerGroup) *group {
 	return g
 }
 
-// cloneConfig deep-copies cfg, so a caller that keeps changing its value
-// cannot change a kept version.
-func cloneConfig(cfg *BalancerConfig) (*BalancerConfig, error) {
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("lb: copy config: %w", err)
-	}
-	var c BalancerConfig
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("lb: copy config: %w", err)
-	}
-	return &c, nil
-}
-
 // Rollback applies the config of a kept version again, as a new version.
 func (b *Balancer) Rollback(ctx context.Context, version uint64) (uint64, error) {
 	b.mu.Lock()
@@ -321,12 +304,47 @@ func (b *Balancer) Rollback(ctx context.Context, version uint64) (uint64, error)
 	return b.apply(ctx, *cfg, fmt.Sprintf("rollback to %d", version))
 }
 
-// Versions returns the kept config versions, oldest first. The configs are
-// shared: do not modify them.
+// Versions returns the kept config versions, oldest first, each config a copy of its own.
 func (b *Balancer) Versions() []VersionInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]VersionInfo(nil), b.versions...)
+	out := make([]VersionInfo, len(b.versions))
+	for i, v := range b.versions {
+		out[i] = v
+		out[i].Config = new(v.Config.Clone())
+	}
+	return out
+}
+
+// Config returns a copy of the config the balancer runs, false before the first Apply.
+func (b *Balancer) Config() (BalancerConfig, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.versions) == 0 {
+		return BalancerConfig{}, false
+	}
+	return b.versions[len(b.versions)-1].Config.Clone(), true
+}
+
+// ServerAt names the server of group at hostPort ("10.0.0.5:8085") in the running config, as
+// Drain, WaitUp and events know it; false if the group has none there (or nothing runs).
+func (b *Balancer) ServerAt(group, hostPort string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.versions) == 0 {
+		return "", false
+	}
+	for _, g := range b.versions[len(b.versions)-1].Config.Groups {
+		if g.Name != group {
+			continue
+		}
+		for _, s := range g.Servers {
+			if s.hostPort() == hostPort {
+				return s.id(), true
+			}
+		}
+	}
+	return "", false
 }
 
 // Status is a snapshot of the running balancer, as a monitor shows it.

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -585,5 +586,47 @@ func TestWaitUp(t *testing.T) {
 	}
 	if err := b.WaitUp(context.Background(), "g", "nope"); err == nil {
 		t.Fatal("an unknown server")
+	}
+}
+
+// Config and ServerAt say what runs; neither they nor Versions hand out the balancer's own
+// copy, so a caller that changes what it got changes nothing that runs or is kept.
+func TestConfigAndServerAt(t *testing.T) {
+	b := newBalancer(t, Options{})
+	if _, ok := b.Config(); ok {
+		t.Fatal("a config before the first Apply")
+	}
+	if _, ok := b.ServerAt("g", "127.0.0.1:1"); ok {
+		t.Fatal("a server before the first Apply")
+	}
+	named := newBackend(t, "named", nil).server(Working)
+	unnamed := newBackend(t, "", nil).server(Working)
+	unnamed.Name = ""
+	cfg := config(t, named, unnamed)
+	apply(t, b, cfg)
+
+	got, ok := b.Config()
+	if !ok || !reflect.DeepEqual(cfg, got) {
+		t.Fatalf("Config() = %+v, %v; want what was applied", got, ok)
+	}
+	hp := net.JoinHostPort(unnamed.Address, strconv.Itoa(unnamed.Port))
+	for _, tt := range []struct{ group, hostPort, want string }{
+		{"g", net.JoinHostPort(named.Address, strconv.Itoa(named.Port)), "named"},
+		{"g", hp, hp}, // a server without a name is known by address:port
+		{"other", hp, ""},
+		{"g", "127.0.0.1:1", ""},
+	} {
+		if name, ok := b.ServerAt(tt.group, tt.hostPort); name != tt.want || ok != (tt.want != "") {
+			t.Errorf("ServerAt(%s, %s) = %q, %v; want %q", tt.group, tt.hostPort, name, ok, tt.want)
+		}
+	}
+
+	got.Groups[0].Servers[0].Name = "changed"
+	b.Versions()[0].Config.Groups[0].Servers[0].Name = "changed"
+	if again, _ := b.Config(); !reflect.DeepEqual(cfg, again) {
+		t.Fatalf("changing a copy changed the running config: %+v", again)
+	}
+	if kept := *b.Versions()[0].Config; !reflect.DeepEqual(cfg, kept) {
+		t.Fatalf("changing a copy changed the kept version: %+v", kept)
 	}
 }

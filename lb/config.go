@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"slices"
 	"time"
 
 	"github.com/shuanghuo/shuanghuo/internal/jsontime"
@@ -264,6 +265,62 @@ func orInt(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// Clone returns a deep copy of c: nothing of it shares memory with c.
+func (c BalancerConfig) Clone() BalancerConfig {
+	c.Listeners = slices.Clone(c.Listeners)
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		l.Rules = slices.Clone(l.Rules)
+		if l.TLS != nil {
+			l.TLS = &TLSConfig{Certificates: slices.Clone(l.TLS.Certificates)}
+		}
+	}
+	c.Groups = slices.Clone(c.Groups)
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		g.Servers = slices.Clone(g.Servers)
+		if g.HashKey != nil {
+			g.HashKey = new(*g.HashKey)
+		}
+		if g.HealthCheck != nil {
+			hc := *g.HealthCheck
+			hc.ExpectStatus = slices.Clone(hc.ExpectStatus)
+			g.HealthCheck = &hc
+		}
+	}
+	return c
+}
+
+// SwitchRoles moves traffic to a center, the DR rule of a switch-traffic step: centerOf maps
+// each zone (可用区) to its center; in every server group with servers in center to's zones,
+// those servers become working and the other centers' standby, so traffic goes to to while
+// the other center's servers still stand by. Servers in zones of no center, and groups
+// without a server in to, keep their roles. It reports whether any role changed.
+func (c *BalancerConfig) SwitchRoles(centerOf map[string]string, to string) bool {
+	changed := false
+	for gi := range c.Groups {
+		servers := c.Groups[gi].Servers
+		if !slices.ContainsFunc(servers, func(s Server) bool { return centerOf[s.Zone] == to }) {
+			continue
+		}
+		for si := range servers {
+			s := &servers[si]
+			center, known := centerOf[s.Zone]
+			if !known {
+				continue
+			}
+			role := Standby
+			if center == to {
+				role = Working
+			}
+			if s.role() != role {
+				s.Role, changed = role, true
+			}
+		}
+	}
+	return changed
 }
 
 // id is the name a server is known by: its Name, or "address:port".

@@ -3,6 +3,7 @@ package lb
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,69 @@ func TestConfigJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"interval":"soon"}`), &HealthCheck{}); err == nil {
 		t.Error("a bad duration was accepted")
+	}
+}
+
+// A clone shares nothing with its original: changing any list or pointer of one leaves the
+// other as it was.
+func TestClone(t *testing.T) {
+	orig := validConfig()
+	orig.Listeners[0].TLS = &TLSConfig{Certificates: []Certificate{{CertFile: "a.pem", KeyFile: "a.key"}}}
+	orig.Groups[0].HashKey = &HashKey{Source: HashHeader, Name: "X-Patient"}
+	orig.Groups[0].HealthCheck.ExpectStatus = []int{200}
+	before, err := json.Marshal(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := orig.Clone()
+	if got, _ := json.Marshal(c); string(got) != string(before) {
+		t.Fatalf("clone differs:\n%s\n%s", got, before)
+	}
+	c.Listeners[0].Rules[0].Group = "x"
+	c.Listeners[0].TLS.Certificates[0].CertFile = "x"
+	c.Groups[0].Servers[0].Role = Standby
+	c.Groups[0].HashKey.Name = "x"
+	c.Groups[0].HealthCheck.Path = "/x"
+	c.Groups[0].HealthCheck.ExpectStatus[0] = 500
+	c.Listeners = append(c.Listeners, Listener{Name: "more"})
+	if after, _ := json.Marshal(orig); string(after) != string(before) {
+		t.Fatalf("changing the clone changed the original:\n%s\n%s", after, before)
+	}
+}
+
+func TestSwitchRoles(t *testing.T) {
+	centerOf := map[string]string{"a1": "a", "a2": "a", "b1": "b"}
+	cfg := BalancerConfig{Groups: []ServerGroup{
+		{Name: "both", Servers: []Server{
+			{Address: "10.0.0.1", Zone: "a1"}, {Address: "10.0.0.2", Zone: "a2", Role: Working},
+			{Address: "10.1.0.1", Zone: "b1", Role: Standby}, {Address: "10.9.0.1", Zone: "elsewhere", Role: Standby},
+		}},
+		{Name: "a-only", Servers: []Server{{Address: "10.0.0.3", Zone: "a1"}}},
+	}}
+	roles := func() []Role {
+		var out []Role
+		for _, g := range cfg.Groups {
+			for _, s := range g.Servers {
+				out = append(out, s.role())
+			}
+		}
+		return out
+	}
+	if !cfg.SwitchRoles(centerOf, "b") {
+		t.Fatal("switching to b changed nothing")
+	}
+	// a's servers stand by, b's work, the server of no center and the group without b's
+	// servers keep their roles.
+	if got, want := roles(), []Role{Standby, Standby, Working, Standby, Working}; !slices.Equal(got, want) {
+		t.Fatalf("after switching to b: %v, want %v", got, want)
+	}
+	if cfg.SwitchRoles(centerOf, "b") {
+		t.Fatal("switching to b twice changed something")
+	}
+	if !cfg.SwitchRoles(centerOf, "a") {
+		t.Fatal("switching back to a changed nothing")
+	}
+	if got, want := roles(), []Role{Working, Working, Standby, Standby, Working}; !slices.Equal(got, want) {
+		t.Fatalf("after switching back to a: %v, want %v", got, want)
 	}
 }

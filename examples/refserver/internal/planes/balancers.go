@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,54 +53,28 @@ func (p *Balancers) SwitchTraffic(ctx context.Context, to dr.Side) error {
 	p.mu.Unlock()
 	specs := map[string]json.RawMessage{}
 	for id, b := range running {
-		versions := b.Versions()
-		if len(versions) == 0 {
-			continue
-		}
-		var cfg lb.BalancerConfig
-		raw, err := json.Marshal(versions[len(versions)-1].Config)
-		if err == nil {
-			err = json.Unmarshal(raw, &cfg)
-		}
-		if err != nil {
-			return fmt.Errorf("planes: balancer %s: copy config: %w", id, err)
-		}
-		if !p.moveTraffic(&cfg, string(to)) {
+		cfg, ok := b.Config()
+		if !ok || !cfg.SwitchRoles(p.centerOf, string(to)) {
 			continue
 		}
 		if _, err := b.Apply(ctx, cfg); err != nil {
 			return fmt.Errorf("planes: balancer %s: switch traffic to %s: %w", id, to, err)
 		}
-		if specs[id], err = json.Marshal(cfg); err != nil {
+		spec, err := json.Marshal(cfg)
+		if err != nil {
 			return fmt.Errorf("planes: balancer %s: %w", id, err)
 		}
+		specs[id] = spec
 	}
 	return keepPushed(ctx, p.st, "balancer", specs, "switch-traffic", map[string]any{"to": to, "by": "dr plan"})
 }
 
-// moveTraffic sets the roles of cfg's servers for center to and reports whether any changed.
-func (p *Balancers) moveTraffic(cfg *lb.BalancerConfig, to string) bool {
-	changed := false
-	for gi := range cfg.Groups {
-		servers := cfg.Groups[gi].Servers
-		if !slices.ContainsFunc(servers, func(s lb.Server) bool { return p.centerOf[s.Zone] == to }) {
-			continue
-		}
-		for si := range servers {
-			center, known := p.centerOf[servers[si].Zone]
-			if !known {
-				continue
-			}
-			role := lb.Standby
-			if center == to {
-				role = lb.Working
-			}
-			if servers[si].Role != role && !(role == lb.Working && servers[si].Role == "") {
-				servers[si].Role, changed = role, true
-			}
-		}
-	}
-	return changed
+// runningBalancer returns the balancer that runs for resource id, if it runs.
+func (p *Balancers) runningBalancer(id string) (*lb.Balancer, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.running[id]
+	return b, ok
 }
 
 // Capability mounts balancers under /api/v1/balancers, with their listeners (and each

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -575,35 +574,17 @@ func (p *Deploy) lbServer(inst deploy.Instance) (*lb.Balancer, string, string, b
 	if !ok || app.balancer == "" {
 		return nil, "", "", false
 	}
-	p.lb.mu.Lock()
-	b, ok := p.lb.running[app.balancer]
-	p.lb.mu.Unlock()
+	b, ok := p.lb.runningBalancer(app.balancer)
 	if !ok {
 		p.log.Warn("the app's balancer is not running; the instance is not drained", "instance", inst.ID, "balancer", app.balancer)
 		return nil, "", "", false
 	}
-	versions := b.Versions()
-	if len(versions) == 0 {
+	server, ok := b.ServerAt(app.group, inst.Addr)
+	if !ok {
+		p.log.Warn("no server of the app's group is at the instance's address; the instance is not drained", "instance", inst.ID, "addr", inst.Addr, "balancer", app.balancer, "group", app.group)
 		return nil, "", "", false
 	}
-	for _, g := range versions[len(versions)-1].Config.Groups {
-		if g.Name != app.group {
-			continue
-		}
-		for _, s := range g.Servers {
-			addr := net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
-			if addr != inst.Addr {
-				continue
-			}
-			name := s.Name
-			if name == "" {
-				name = addr
-			}
-			return b, g.Name, name, true
-		}
-	}
-	p.log.Warn("no server of the app's group is at the instance's address; the instance is not drained", "instance", inst.ID, "addr", inst.Addr, "balancer", app.balancer, "group", app.group)
-	return nil, "", "", false
+	return b, app.group, server, true
 }
 
 // Routes are the endpoints beside the app and node resources.
