@@ -149,7 +149,8 @@ func (p *Zones) Push(ctx context.Context, r store.Resource) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if id, ok := p.owner[origin]; ok && id != r.ID {
-		return api.InvalidSpec{"origin": fmt.Sprintf("%s is already served by zone %s", origin, id)}
+		// Without the zone's ID: it may be another team's.
+		return api.InvalidSpec{"origin": fmt.Sprintf("%s is taken: another zone serves it", origin)}
 	}
 	if _, err := p.srv.ApplyZone(ctx, z); err != nil {
 		return zoneError(err)
