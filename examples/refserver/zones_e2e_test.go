@@ -52,7 +52,9 @@ func TestZonesAcrossTeams(t *testing.T) {
 	a.api.ok(200, "PUT", "/api/v1/zones/"+za.ID, map[string]any{"spec": zone("za.internal.", "10.0.0.3")}, nil)
 	a.api.ok(200, "POST", "/api/v1/zones/"+za.ID+"/push", nil, nil)
 	// The delegation withdrawn: B's next push is refused, and what runs stays.
-	root.ok(200, "PUT", "/api/v1/teams/"+b.id+"/grants", map[string]any{}, nil)
+	var none map[string]any
+	root.ok(200, "PUT", "/api/v1/teams/"+b.id+"/grants", map[string]any{}, &none)
+	require.Equal(t, map[string]any{"listen": []any{}, "ports": []any{}, "local_backends": false, "zones": []any{}}, none)
 	refused(t, b.api, "spec.origin", "POST", "/api/v1/zones/"+sub.ID+"/push", nil, za.ID)
 
 	// The admin's own push of a second zone of A's origin is refused by the data plane,

@@ -51,8 +51,9 @@ func GrantsSetting() api.Setting {
 	}
 }
 
-// check validates what the tags cannot, and makes zones canonical.
+// check validates what the tags cannot, and makes zones canonical and absent lists empty.
 func (g *Grants) check() error {
+	g.Listen, g.Ports, g.Zones = nonNil(g.Listen), nonNil(g.Ports), nonNil(g.Zones)
 	inv := api.InvalidSpec{}
 	for i, a := range g.Listen {
 		if _, err := parseListen(a); err != nil {
@@ -75,6 +76,13 @@ func (g *Grants) check() error {
 		return inv
 	}
 	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // parseListen reads a granted address as a prefix (a single IP is a /32 or /128).
