@@ -39,19 +39,19 @@ type Setting struct {
 func teamSettingKey(path, team string) string { return "teams/" + team + "/" + path }
 
 // TeamSetting reads team's value of the Team setting at path into v, as stored by the
-// admin; found is false (and v untouched) if the admin never set it.
-func TeamSetting(ctx context.Context, tx store.Reader, path, team string, v any) (found bool, err error) {
+// admin; v is left as it is if the admin never set it.
+func TeamSetting(ctx context.Context, tx store.Reader, path, team string, v any) error {
 	raw, err := tx.Setting(ctx, teamSettingKey(path, team))
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("api: stored %s of team %s: %w", path, team, err)
+		return fmt.Errorf("api: stored %s of team %s: %w", path, team, err)
 	}
-	return true, nil
+	return nil
 }
 
 type settingRoutes struct {
@@ -118,8 +118,7 @@ func (sr *settingRoutes) getTeam(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tx.Team(r.Context(), team); err != nil {
 			return err
 		}
-		_, err := TeamSetting(r.Context(), tx, sr.st.Path, team, out)
-		return err
+		return TeamSetting(r.Context(), tx, sr.st.Path, team, out)
 	})
 	if err != nil {
 		return err

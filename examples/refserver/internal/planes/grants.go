@@ -105,7 +105,7 @@ func parseListen(s string) (netip.Prefix, error) {
 // teamGrants reads team's grants as the admin stored them; none grants nothing.
 func teamGrants(ctx context.Context, tx store.Reader, team string) (Grants, error) {
 	var g Grants
-	_, err := api.TeamSetting(ctx, tx, grantsPath, team, &g)
+	err := api.TeamSetting(ctx, tx, grantsPath, team, &g)
 	return g, err
 }
 
