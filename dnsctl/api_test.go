@@ -130,6 +130,27 @@ func TestConfigValidate(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 }
 
+// An origin is shown in logs, answers and the control plane's lists: one that hides
+// characters (NUL, controls, bidi overrides that reorder what an operator reads) or escapes
+// them (\000) is refused.
+func TestZoneOriginRefusesHiddenCharacters(t *testing.T) {
+	for _, origin := range []string{
+		"za\x00.internal.", "za\n.internal.", "za\x7f.internal.", "za\u0085.internal.",
+		"za\u202e.internal.", "za\u2066x.internal.", "za\u200f.internal.", "za\u200e.internal.",
+		`za\000.internal.`, `za\..internal.`,
+	} {
+		err := Zone{Origin: origin}.Validate()
+		var ve *ValidationError
+		if assert.ErrorAs(t, err, &ve, "%q", origin) {
+			assert.Equal(t, "origin", ve.Fields[0].Path, "%q", origin)
+		}
+		_, err = New(Config{Zones: []Zone{{Origin: origin}}})
+		assert.ErrorIs(t, err, ErrInvalid, "%q", origin)
+	}
+	require.NoError(t, Zone{Origin: "za.internal"}.Validate())
+	require.NoError(t, Zone{Origin: "医保.internal."}.Validate(), "plain Unicode letters are names")
+}
+
 func TestConfigJSON(t *testing.T) {
 	in := `{"udp_addr":"127.0.0.1:5300","forward_timeout":"1500ms","zones":[{"origin":"x.internal.","record_sets":[{"name":"a","type":"A","data":["10.0.0.1"]}]}]}`
 	var cfg Config

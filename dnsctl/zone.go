@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/miekg/dns"
 )
@@ -155,6 +157,10 @@ func (z Zone) check(fe *fieldErrors, prefix string, withTags bool) {
 		fe.add(joinPath(prefix, "origin"), "must be a domain name below the root")
 		return
 	}
+	if msg := hiddenCharacters(z.Origin); msg != "" {
+		fe.add(joinPath(prefix, "origin"), "%s", msg)
+		return
+	}
 	origin := dns.CanonicalName(z.Origin)
 	for _, f := range []struct{ name, v string }{{"soa.ns", z.SOA.NS}, {"soa.mbox", z.SOA.Mbox}} {
 		if f.v != "" {
@@ -167,6 +173,27 @@ func (z Zone) check(fe *fieldErrors, prefix string, withTags bool) {
 		rs.check(fe, joinPath(prefix, fmt.Sprintf("record_sets[%d]", i)), origin)
 	}
 	checkSets(fe, joinPath(prefix, "record_sets"), origin, z.RecordSets)
+}
+
+// hiddenCharacters says what in name would hide from, or mislead, whoever reads it in a log
+// or a list: control characters (NUL among them), bidi marks and overrides, which reorder the
+// text shown, and escapes (\DDD, \.), which put any byte into a label. It returns "" for a
+// plain name.
+func hiddenCharacters(name string) string {
+	if !utf8.ValidString(name) {
+		return "must be valid UTF-8"
+	}
+	for _, r := range name {
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Sprintf("must not contain control characters (%U)", r)
+		case r == '\u200e' || r == '\u200f' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069'):
+			return fmt.Sprintf("must not contain bidi marks or overrides (%U)", r)
+		case r == '\\':
+			return "must not contain escapes (\\)"
+		}
+	}
+	return ""
 }
 
 // checkSets applies the rules that span record sets: one entry per name and

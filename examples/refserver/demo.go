@@ -160,7 +160,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				cancel()
 			}
 		}()
-		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort, redisAddrs); err != nil {
+		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort, []int{*gwPort, *deployLBPort}, redisAddrs); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s: %w", dc.name, err))
 		}
 		// Both centers' gateways hold the same consumers with the same secrets: A makes them,
@@ -214,10 +214,10 @@ DR (灾备组 ybj-redis: Redis %[3]s in A, forward sync to %[4]s in B):
 	return errors.Join(errs...)
 }
 
-// seedDemo creates, through the API, the demo team, its projects and a team token; the
+// seedDemo creates, through the API, the demo team, its projects, its grants and a team token; the
 // seed's balancer in front of the outpatient app, pushed; and on the primary the internal DNS
 // zone whose names answer per center.
-func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []string, lbPort int, redisAddrs []string) error {
+func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []string, lbPort int, otherPorts []int, redisAddrs []string) error {
 	admin := apiClient{base: dc.url, token: dc.adminToken}
 	var team struct{ ID string }
 	if err := admin.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": demoTeam, "description": "demo tenant: one vendor's development team"}, &team); err != nil {
@@ -235,6 +235,16 @@ func seedDemo(ctx context.Context, dc *demoCenter, primary bool, backends []stri
 	dc.teamToken = tok.Secret
 	dc.teamID = team.ID
 	host, _, _ := net.SplitHostPort(dc.cfg.Listen)
+	// The team's balancers and gateways listen on the center's address, on the demo's ports,
+	// and forward to the demo app on loopback: the admin grants exactly that.
+	ports := []any{}
+	for _, p := range append([]int{lbPort}, otherPorts...) {
+		ports = append(ports, map[string]int{"from": p, "to": p})
+	}
+	grants := map[string]any{"listen": []string{host}, "ports": ports, "local_backends": true}
+	if err := admin.call(ctx, "PUT", "/api/v1/teams/"+team.ID+"/grants", grants, nil); err != nil {
+		return err
+	}
 	var servers []any
 	for i, b := range backends {
 		h, p, _ := net.SplitHostPort(b)

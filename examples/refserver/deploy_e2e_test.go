@@ -257,6 +257,7 @@ func newOutpatient(t *testing.T, root, api rest, team, project string) outpatien
 		servers = append(servers, map[string]any{"name": fmt.Sprintf("s%d", i+1), "address": h, "port": port, "weight": 1})
 	}
 	lbPort := freeTCP(t, "127.0.0.1")
+	grantLoopback(t, root, team)
 	var lbRes struct{ ID string }
 	api.ok(201, "POST", "/api/v1/balancers", map[string]any{"spec": map[string]any{
 		"name": "outpatient", "address": "127.0.0.1",

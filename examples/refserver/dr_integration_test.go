@@ -46,6 +46,7 @@ func TestDRSwitchoverThroughTheAPI(t *testing.T) {
 
 	var team, other struct{ ID string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": "医保开发团队"}, &team))
+	grantLoopback(t, rest{t, c.URL(), admin}, team.ID)
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": "another vendor"}, &other))
 	var otherTok struct{ Secret string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/tokens", map[string]string{"team_id": other.ID, "name": "t"}, &otherTok))

@@ -138,6 +138,7 @@ func TestGatewayThroughTheAPI(t *testing.T) {
 	for _, name := range []string{"医保开发团队", "other"} {
 		var team struct{ ID string }
 		root.ok(201, "POST", "/api/v1/teams", map[string]string{"name": name}, &team)
+		grantLoopback(t, root, team.ID)
 		var tok struct{ Secret string }
 		root.ok(201, "POST", "/api/v1/tokens", map[string]string{"team_id": team.ID, "name": "t"}, &tok)
 		teams[name], tokens[name] = team.ID, tok.Secret

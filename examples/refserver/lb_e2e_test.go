@@ -66,6 +66,7 @@ func TestSeedBalancerScenario(t *testing.T) {
 
 	var team struct{ ID string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": "医保开发团队"}, &team))
+	grantLoopback(t, rest{t, c.URL(), admin}, team.ID)
 	server := func(name string, b *backend, role, zone string) map[string]any {
 		return map[string]any{"name": name, "address": strings.Split(b.addr, ":")[0], "port": atoi(b.port()), "weight": 1, "role": role, "zone": zone}
 	}

@@ -51,6 +51,21 @@ type Capability struct {
 	// team it creates them with team_id); teams read theirs. For resources that reach the
 	// server's own host, such as deploy nodes.
 	AdminOnly bool
+	// Admit, when set, decides whether caller may have res as it is, given the rest of the
+	// store as tx reads it: other teams' resources (a zone inside another team's zone) and
+	// the admin's grants (where a balancer may listen). It runs inside the transaction that
+	// saves res, so that no concurrent save slips past it, and again before each push, as a
+	// grant may have been narrowed since the save. A refusal is an InvalidSpec (or an API
+	// error); it must not name other teams' resources.
+	Admit func(ctx context.Context, tx store.Reader, caller store.Token, res store.Resource) error
+}
+
+// admit runs the capability's Admit, if any, with field errors keyed as the API reports them.
+func (cr *capabilityRoutes) admit(ctx context.Context, tx store.Reader, caller store.Token, res store.Resource) error {
+	if cr.c.Admit == nil {
+		return nil
+	}
+	return asFieldError(cr.c.Admit(ctx, tx, caller, res))
 }
 
 // mayChange refuses a change of an admin-only kind from a team.
@@ -320,6 +335,9 @@ func (cr *capabilityRoutes) save(w http.ResponseWriter, r *http.Request, status 
 		if err != nil {
 			return err
 		}
+		if err := cr.admit(r.Context(), tx, caller(r.Context()), res); err != nil {
+			return err
+		}
 		out, err = tx.PutResource(r.Context(), res)
 		return err
 	})
@@ -381,7 +399,13 @@ func (cr *capabilityRoutes) push(w http.ResponseWriter, r *http.Request) error {
 	// store itself (a DR group records its transitions). cr.mu keeps the resource still.
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	res, err := cr.view(r)
+	var res store.Resource
+	err := cr.s.store.View(r.Context(), func(tx store.Reader) (err error) {
+		if res, err = cr.load(r, tx); err != nil {
+			return err
+		}
+		return cr.admit(r.Context(), tx, caller(r.Context()), res)
+	})
 	if err != nil {
 		return err
 	}
@@ -436,17 +460,22 @@ func (s *Server) Publish(ctx context.Context, actor store.Actor, kind, projectID
 	err = s.store.View(ctx, func(tx store.Reader) error {
 		var found bool
 		res, found, err = byName(ctx, tx, kind, projectID, name)
-		if err != nil || found {
+		if err != nil {
 			return err
 		}
-		p, err := tx.Project(ctx, projectID)
-		res = store.Resource{Kind: kind, ID: NewID(cr.c.IDPrefix), TeamID: p.TeamID, ProjectID: projectID, Name: name}
-		return err
+		if !found {
+			p, err := tx.Project(ctx, projectID)
+			if err != nil {
+				return err
+			}
+			res = store.Resource{Kind: kind, ID: NewID(cr.c.IDPrefix), TeamID: p.TeamID, ProjectID: projectID, Name: name}
+		}
+		res.Spec = spec
+		return cr.admit(ctx, tx, store.Token{ID: actor.TokenID, TeamID: actor.TeamID}, res)
 	})
 	if err != nil {
 		return store.Resource{}, err
 	}
-	res.Spec = spec
 	if cr.c.Plane != nil {
 		if err := cr.c.Plane.Push(ctx, res); err != nil {
 			return store.Resource{}, asFieldError(err)

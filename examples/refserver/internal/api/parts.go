@@ -218,6 +218,9 @@ func (cr *capabilityRoutes) partEdit(p Part, e edit) func(http.ResponseWriter, *
 			if res.Name, err = cr.check(res.Spec); err != nil {
 				return err
 			}
+			if err := cr.admit(r.Context(), tx, caller(r.Context()), res); err != nil {
+				return err
+			}
 			out, err = tx.PutResource(r.Context(), res)
 			return err
 		})

@@ -21,7 +21,8 @@ func TestBalancerPartsCRUD(t *testing.T) {
 	require.Equal(t, 201, status)
 	status, project := api.call("POST", "/api/v1/projects", map[string]any{"team_id": team["id"], "name": "核心经办"})
 	require.Equal(t, 201, status)
-	spec := map[string]any{"name": "outpatient",
+	api.grantLoopback(team["id"].(string))
+	spec := map[string]any{"name": "outpatient", "address": "127.0.0.1",
 		"listeners": []any{map[string]any{"name": "biz", "port": 20004, "protocol": "http", "default_group": "app"}},
 		"groups":    []any{map[string]any{"name": "app", "servers": []any{map[string]any{"address": "127.0.0.1", "port": 8085, "weight": 1}}}}}
 	status, b := api.call("POST", "/api/v1/balancers", map[string]any{"project_id": project["id"], "spec": spec})

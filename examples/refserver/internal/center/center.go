@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
 	}
 	capabilities := []api.Capability{balancers.Capability(), gateways.Capability()}
-	var settings []api.Setting
+	settings := []api.Setting{planes.GrantsSetting()}
 	var zones *planes.Zones
 	closers := []closer{balancers, gateways}
 	if cfg.DNS.Listen != "" {

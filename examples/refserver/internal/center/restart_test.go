@@ -21,6 +21,15 @@ type client struct {
 	token string
 }
 
+// grantLoopback lets team listen on loopback addresses, on every port, and forward to
+// loopback backends, as the tests' balancers do.
+func (c client) grantLoopback(team string) {
+	c.t.Helper()
+	status, out := c.call("PUT", "/api/v1/teams/"+team+"/grants", map[string]any{
+		"listen": []string{"127.0.0.0/8"}, "ports": []any{map[string]int{"from": 1, "to": 65535}}, "local_backends": true})
+	require.Equal(c.t, 200, status, out)
+}
+
 func (c client) call(method, path string, in any) (int, map[string]any) {
 	c.t.Helper()
 	var body io.Reader
@@ -89,6 +98,7 @@ func TestRestartRestoresTheDataPlane(t *testing.T) {
 	status, team := api.call("POST", "/api/v1/teams", map[string]any{"name": "t"})
 	require.Equal(t, 201, status)
 	teamID := team["id"].(string)
+	api.grantLoopback(teamID)
 
 	zone := map[string]any{"origin": "ybj.internal", "record_sets": []any{map[string]any{
 		"name": "api", "type": "A", "active": "*", "centers": map[string][]string{"a": {"10.1.0.1"}, "b": {"10.2.0.1"}}}}}

@@ -81,7 +81,7 @@ func (p *Balancers) runningBalancer(id string) (*lb.Balancer, bool) {
 // listener's forwarding rules) and server groups (and each group's servers) editable one by one.
 func (p *Balancers) Capability() api.Capability {
 	return api.Capability{
-		Kind: "balancer", Path: "balancers", IDPrefix: "lb", Check: checkBalancer, Plane: p,
+		Kind: "balancer", Path: "balancers", IDPrefix: "lb", Check: checkBalancer, Plane: p, Admit: admitBalancerSpec,
 		Parts: []api.Part{
 			{Name: "listeners", Key: "name", Children: []string{"rules"}},
 			{Name: "groups", Key: "name", Children: []string{"servers"}},
@@ -98,6 +98,15 @@ func checkBalancer(spec json.RawMessage) (string, error) {
 		return "", balancerError(err)
 	}
 	return cfg.Name, nil
+}
+
+// admitBalancerSpec holds a balancer to its team's grants.
+func admitBalancerSpec(ctx context.Context, tx store.Reader, _ store.Token, res store.Resource) error {
+	var cfg lb.BalancerConfig
+	if err := decodeStrict(res.Spec, &cfg); err != nil {
+		return err
+	}
+	return admitBalancer(ctx, tx, res, cfg, nil)
 }
 
 // balancerError turns lb's field errors into the API's; a port that cannot be opened (in use,

@@ -154,7 +154,7 @@ func NewGateways(o GatewayOptions) (*Gateways, error) {
 // one.
 func (p *Gateways) Capability() api.Capability {
 	return api.Capability{
-		Kind: "gateway", Path: "gateways", IDPrefix: "gw", Check: checkGateway, Plane: p,
+		Kind: "gateway", Path: "gateways", IDPrefix: "gw", Check: checkGateway, Plane: p, Admit: admitGateway,
 		Parts: []api.Part{
 			{Name: "listeners", Key: "name", Children: []string{"rules"}},
 			{Name: "groups", Key: "name", Children: []string{"servers"}},
@@ -164,6 +164,22 @@ func (p *Gateways) Capability() api.Capability {
 			{Name: "policies", Key: "name"},
 		},
 	}
+}
+
+// admitGateway holds a gateway's balancer, and its APIs' upstream URLs, to its team's grants.
+func admitGateway(ctx context.Context, tx store.Reader, _ store.Token, res store.Resource) error {
+	s, err := decodeGateway(res.Spec)
+	if err != nil {
+		return err
+	}
+	upstreams := map[string]string{}
+	for i, a := range s.APIs {
+		if a.Upstream.URL != "" {
+			upstreams[fmt.Sprintf("apis[%d].upstream.url", i)] = a.Upstream.URL
+		}
+	}
+	b, _ := s.split(nil)
+	return admitBalancer(ctx, tx, res, b, upstreams)
 }
 
 // placeholderSecret stands in for secrets when a spec is checked before any exist.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -58,7 +59,7 @@ func (p *Zones) SwitchDNS(ctx context.Context, to dr.Side) error {
 // POST /api/v1/zones/{id}/changes adds, updates and deletes record sets in one atomic batch.
 func (p *Zones) Capability() api.Capability {
 	return api.Capability{
-		Kind: "zone", Path: "zones", IDPrefix: "zn", Check: checkZone, Plane: p,
+		Kind: "zone", Path: "zones", IDPrefix: "zn", Check: checkZone, Plane: p, Admit: admitZone,
 		Actions: map[string]api.Action{
 			"switch":  {Collection: true, Input: func() any { return &SwitchInput{} }, Do: p.switchCenter},
 			"changes": {Input: func() any { return &ChangesInput{} }, Do: p.applyChanges},
@@ -121,6 +122,82 @@ func checkZone(spec json.RawMessage) (string, error) {
 	return canonical(z.Origin), nil
 }
 
+// admitZone keeps a team's zone clear of other teams' zones: a team may not serve another
+// team's origin, a zone inside it (db.sub.za would answer for the owner of za) or one above it.
+// Delegation is the admin's: the admin may save and push such a zone for a team, and a
+// team's grants name the zones it may serve inside another team's. A zone created after the
+// team's own is not held against it: that one is refused at its own save or push, so a
+// squatter cannot block the owner.
+func admitZone(ctx context.Context, tx store.Reader, caller store.Token, res store.Resource) error {
+	if caller.Admin() {
+		return nil
+	}
+	var z dnsctl.Zone
+	if err := decodeStrict(res.Spec, &z); err != nil {
+		return err
+	}
+	origin := canonical(z.Origin)
+	all, err := tx.Resources(ctx, "zone", "", "")
+	if err != nil {
+		return err
+	}
+	grants := map[string]Grants{}
+	delegated := func(team, origin string) (bool, error) {
+		g, ok := grants[team]
+		if !ok {
+			if g, err = teamGrants(ctx, tx, team); err != nil {
+				return false, err
+			}
+			grants[team] = g
+		}
+		return slices.Contains(g.Zones, origin), nil
+	}
+	for _, o := range all {
+		if o.TeamID == res.TeamID || createdAfter(o, res) {
+			continue
+		}
+		for _, theirs := range zoneOrigins(o) {
+			var ok bool
+			switch {
+			case strings.HasSuffix(origin, "."+theirs):
+				ok, err = delegated(res.TeamID, origin)
+			case strings.HasSuffix(theirs, "."+origin):
+				ok, err = delegated(o.TeamID, theirs)
+			case theirs != origin:
+				ok = true
+			}
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Without the other zone's name or ID: it is another team's.
+				return api.InvalidSpec{"origin": fmt.Sprintf("%s is taken: it is, is inside or is above another team's zone; the platform admin delegates zones across teams", origin)}
+			}
+		}
+	}
+	return nil
+}
+
+// createdAfter reports whether o was created after res (a resource being created is the newest).
+func createdAfter(o, res store.Resource) bool {
+	if res.CreatedAt.IsZero() {
+		return false
+	}
+	return o.CreatedAt.After(res.CreatedAt) || o.CreatedAt.Equal(res.CreatedAt) && o.ID > res.ID
+}
+
+// zoneOrigins are the origins a zone resource holds: its saved one and the one it runs.
+func zoneOrigins(r store.Resource) []string {
+	out := []string{r.Name}
+	var pushed struct {
+		Origin string `json:"origin"`
+	}
+	if r.PushedSpec != nil && json.Unmarshal(r.PushedSpec, &pushed) == nil && pushed.Origin != "" && canonical(pushed.Origin) != r.Name {
+		out = append(out, canonical(pushed.Origin))
+	}
+	return out
+}
+
 func canonical(origin string) string { return strings.ToLower(strings.TrimSuffix(origin, ".")) + "." }
 
 func zoneError(err error) error {
@@ -145,7 +222,8 @@ func (p *Zones) Push(ctx context.Context, r store.Resource) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if id, ok := p.owner[origin]; ok && id != r.ID {
-		return api.InvalidSpec{"origin": fmt.Sprintf("%s is already served by zone %s", origin, id)}
+		// Without the zone's ID: it may be another team's.
+		return api.InvalidSpec{"origin": fmt.Sprintf("%s is taken: another zone serves it", origin)}
 	}
 	if _, err := p.srv.ApplyZone(ctx, z); err != nil {
 		return zoneError(err)

@@ -34,7 +34,8 @@ func TestZoneOriginBelongsToOneResource(t *testing.T) {
 	err := p.Push(ctx, zoneResource("zn_2", `{"origin":"YBJ.internal."}`))
 	var inv api.InvalidSpec
 	require.ErrorAs(t, err, &inv)
-	require.Contains(t, inv["origin"], "already served by zone zn_1")
+	require.Contains(t, inv["origin"], "ybj.internal. is taken")
+	require.NotContains(t, inv["origin"], "zn_1", "the zone that serves it may be another team's")
 
 	// Renaming a resource's origin stops serving the old one.
 	require.NoError(t, p.Push(ctx, zoneResource("zn_1", `{"origin":"other.internal"}`)))
