@@ -142,7 +142,7 @@ func TestZoneOriginRefusesHiddenCharacters(t *testing.T) {
 		err := Zone{Origin: origin}.Validate()
 		var ve *ValidationError
 		if assert.ErrorAs(t, err, &ve, "%q", origin) {
-			assert.Equal(t, "origin", ve.Fields[0].Path, "%q", origin)
+			assert.Equal(t, "origin", ve.Errors[0].Field, "%q", origin)
 		}
 		_, err = New(Config{Zones: []Zone{{Origin: origin}}})
 		assert.ErrorIs(t, err, ErrInvalid, "%q", origin)

@@ -261,6 +261,7 @@ func TestBalancerDurationsAreBoundedStrings(t *testing.T) {
 	api := apiClient{base: c.URL(), token: admin}
 	var team struct{ ID string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": "t"}, &team))
+	grantLoopback(t, rest{t, c.URL(), admin}, team.ID)
 	spec := func(interval any) map[string]any {
 		return map[string]any{
 			"name": "outpatient", "address": "127.0.0.1",
