@@ -13,6 +13,12 @@
 // URL) through lb's own forwarding: pooled connections, retries of
 // idempotent requests, health checks.
 //
+// A gateway instance whole is a [Service]: the gateway in a balancer of its
+// own, configured by a [ServiceConfig] (the balancer's listeners and server
+// groups, and the gateway's config) that is validated with the links
+// between the two (every API's upstream group exists) and applied all or
+// nothing: a gateway that refuses its config rolls the balancer back.
+//
 // # Signing requests
 //
 // A signed request carries one header:

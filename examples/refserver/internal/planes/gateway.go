@@ -67,7 +67,7 @@ type ConsumerSpec struct {
 
 // split returns the balancer's config and the gateway's, each consumer with the secrets
 // given (by consumer ID).
-func (s GatewaySpec) split(secrets map[string][]string) (lb.BalancerConfig, gateway.Config) {
+func (s GatewaySpec) split(secrets map[string][]string) gateway.ServiceConfig {
 	b := lb.BalancerConfig{Name: s.Name, Address: s.Address, Listeners: s.Listeners, Groups: s.Groups}
 	g := gateway.Config{APIs: s.APIs, Policies: s.Policies, Auth: s.Auth}
 	for _, gr := range s.Grants {
@@ -79,7 +79,7 @@ func (s GatewaySpec) split(secrets map[string][]string) (lb.BalancerConfig, gate
 		g.Consumers = append(g.Consumers, gateway.Consumer{ID: c.ID, Name: c.Name, Kind: c.Kind, OrgCode: c.OrgCode,
 			Enabled: c.Enabled, AppKey: c.AppKey, Secrets: secrets[c.ID]})
 	}
-	return b, g
+	return gateway.ServiceConfig{Balancer: b, Gateway: g}
 }
 
 // GatewayOptions are what the gateway plane needs from the rest of the center.
@@ -119,9 +119,7 @@ type Gateways struct {
 type gatewayInstance struct {
 	id   string
 	team string
-	b    *lb.Balancer
-	gw   *gateway.Gateway
-	bver uint64 // the balancer version of the last push
+	svc  *gateway.Service
 	stop chan struct{}
 	done chan struct{}
 
@@ -178,8 +176,7 @@ func admitGateway(ctx context.Context, tx store.Reader, _ store.Token, res store
 			upstreams[fmt.Sprintf("apis[%d].upstream.url", i)] = a.Upstream.URL
 		}
 	}
-	b, _ := s.split(nil)
-	return admitBalancer(ctx, tx, res, b, upstreams)
+	return admitBalancer(ctx, tx, res, s.split(nil).Balancer, upstreams)
 }
 
 // placeholderSecret stands in for secrets when a spec is checked before any exist.
@@ -221,9 +218,8 @@ func checkGateway(spec json.RawMessage) (string, error) {
 	if err := checkGrants(s); err != nil {
 		return "", err
 	}
-	bcfg, gcfg := s.split(secrets)
-	if err := validateGateway(bcfg, gcfg); err != nil {
-		return "", err
+	if err := s.split(secrets).Validate(); err != nil {
+		return "", gatewayError(err)
 	}
 	return s.Name, nil
 }
@@ -269,46 +265,6 @@ func checkGrants(s GatewaySpec) error {
 	return nil
 }
 
-// validateGateway checks both configs and their links: every API's upstream group is a group
-// of the balancer, and some listener speaks HTTP.
-func validateGateway(b lb.BalancerConfig, g gateway.Config) error {
-	inv := api.InvalidSpec{}
-	var bv *lb.ValidationError
-	if err := b.Validate(); errors.As(err, &bv) {
-		for k, v := range bv.Fields() {
-			inv[k] = v
-		}
-	} else if err != nil {
-		return err
-	}
-	var gv *gateway.ValidationError
-	if err := g.Validate(); errors.As(err, &gv) {
-		for k, v := range gv.Fields() {
-			inv[k] = v
-		}
-	} else if err != nil {
-		return err
-	}
-	groups := map[string]bool{}
-	for _, gr := range b.Groups {
-		groups[gr.Name] = true
-	}
-	for i, a := range g.APIs {
-		if a.Upstream.Group != "" && !groups[a.Upstream.Group] {
-			inv[fmt.Sprintf("apis[%d].upstream.group", i)] = fmt.Sprintf("no server group %q in groups", a.Upstream.Group)
-		}
-	}
-	if !slices.ContainsFunc(b.Listeners, func(l lb.Listener) bool { return l.Protocol != lb.ProtocolTCP }) {
-		if _, taken := inv["listeners"]; !taken {
-			inv["listeners"] = "a gateway needs an http or https listener"
-		}
-	}
-	if len(inv) > 0 {
-		return inv
-	}
-	return nil
-}
-
 // Push implements api.Plane. The gateway's config is checked whole (with the consumers'
 // stored secrets) before anything changes. The first push starts the gateway with the
 // statistics saved by an earlier run, applies its config, then opens the balancer's
@@ -337,28 +293,17 @@ func (p *Gateways) Push(ctx context.Context, r store.Resource) error {
 	if err := checkGrants(spec); err != nil {
 		return err
 	}
-	bcfg, gcfg := spec.split(secrets)
-	if err := validateGateway(bcfg, gcfg); err != nil {
-		return err
+	cfg := spec.split(secrets)
+	if err := cfg.Validate(); err != nil {
+		return gatewayError(err)
 	}
 	p.mu.Lock()
 	inst, ok := p.running[r.ID]
 	p.mu.Unlock()
 	if ok {
-		ver, err := inst.b.Apply(ctx, bcfg)
-		if err != nil {
-			return balancerError(err)
-		}
-		if _, err := inst.gw.Apply(ctx, gcfg); err != nil {
-			if _, rerr := inst.b.Rollback(ctx, inst.bver); rerr != nil {
-				p.log.Error("gateway: roll the balancer back after a refused gateway config", "gateway", r.ID, "err", rerr)
-			}
-			return gatewayError(err)
-		}
-		inst.bver = ver
-		return nil
+		return gatewayError(inst.svc.Apply(ctx, cfg))
 	}
-	inst, err = p.start(ctx, r, bcfg, gcfg)
+	inst, err = p.start(ctx, r, cfg)
 	if err != nil {
 		return err
 	}
@@ -371,46 +316,38 @@ func (p *Gateways) Push(ctx context.Context, r store.Resource) error {
 
 // start makes a gateway and its balancer for a first push, the gateway holding the
 // statistics of an earlier run.
-func (p *Gateways) start(ctx context.Context, r store.Resource, bcfg lb.BalancerConfig, gcfg gateway.Config) (*gatewayInstance, error) {
+func (p *Gateways) start(ctx context.Context, r store.Resource, cfg gateway.ServiceConfig) (*gatewayInstance, error) {
 	log := p.log.With("gateway", r.ID)
-	gw, err := gateway.New(gateway.Options{Name: r.ID, Logger: log, Registerer: p.reg})
-	if err != nil {
-		return nil, fmt.Errorf("planes: start gateway %s: %w", r.ID, err)
-	}
-	inst := &gatewayInstance{id: r.ID, team: r.TeamID, gw: gw, stop: make(chan struct{}), done: make(chan struct{})}
-	fail := func(err error) (*gatewayInstance, error) {
-		if inst.b != nil {
-			_ = inst.b.Close(ctx)
-		}
-		_ = gw.Close(ctx)
-		return nil, err
-	}
-	if err := p.restoreStats(ctx, inst); err != nil {
-		return fail(err)
-	}
-	if _, err := gw.Apply(ctx, gcfg); err != nil {
-		return fail(gatewayError(err))
-	}
 	var reg prometheus.Registerer
 	if p.reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"resource": r.ID}, p.reg)
 	}
-	inst.b, err = lb.New(lb.Options{Logger: log, Registerer: reg, Hook: gw})
+	svc, err := gateway.NewService(gateway.Options{Name: r.ID, Logger: log, Registerer: p.reg}, lb.Options{Logger: log, Registerer: reg})
 	if err != nil {
-		return fail(fmt.Errorf("planes: start gateway %s: %w", r.ID, err))
+		return nil, fmt.Errorf("planes: start gateway %s: %w", r.ID, err)
 	}
-	if inst.bver, err = inst.b.Apply(ctx, bcfg); err != nil {
-		return fail(balancerError(err))
+	inst := &gatewayInstance{id: r.ID, team: r.TeamID, svc: svc, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := p.restoreStats(ctx, inst); err != nil {
+		return nil, errors.Join(err, svc.Close(ctx))
+	}
+	if err := svc.Apply(ctx, cfg); err != nil {
+		return nil, errors.Join(gatewayError(err), svc.Close(ctx))
 	}
 	return inst, nil
 }
 
+// gatewayError turns the field errors of either config, or a port that cannot be opened,
+// into the API's.
 func gatewayError(err error) error {
 	var verr *gateway.ValidationError
-	if errors.As(err, &verr) {
+	switch {
+	case errors.As(err, &verr):
 		return api.InvalidSpec(verr.Fields())
+	case errors.Is(err, lb.ErrListen):
+		return api.InvalidSpec{"listeners": err.Error()}
+	default:
+		return err
 	}
-	return err
 }
 
 // Remove implements api.Plane. It runs inside the store's transaction, so it does not write
@@ -425,7 +362,7 @@ func (p *Gateways) Remove(ctx context.Context, r store.Resource) error {
 	}
 	close(inst.stop)
 	<-inst.done
-	return errors.Join(inst.b.Close(ctx), inst.gw.Close(ctx))
+	return inst.svc.Close(ctx)
 }
 
 // GatewayStatus is what GET /api/v1/gateways/{id}/status answers.
@@ -449,8 +386,8 @@ func (p *Gateways) Status(_ context.Context, r store.Resource) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("gateway %s (not pushed yet): %w", r.ID, store.ErrNotFound)
 	}
-	cfg, ver := inst.gw.Config()
-	return GatewayStatus{Balancer: inst.b.Status(), Gateway: GatewayConfigView{Version: ver,
+	cfg, ver := inst.svc.Gateway().Config()
+	return GatewayStatus{Balancer: inst.svc.Balancer().Status(), Gateway: GatewayConfigView{Version: ver,
 		Consumers: len(cfg.Consumers), APIs: len(cfg.APIs), Grants: len(cfg.Grants), Policies: len(cfg.Policies)}}, nil
 }
 
@@ -472,9 +409,9 @@ func (p *Gateways) Close(ctx context.Context) error {
 	for _, inst := range running {
 		close(inst.stop)
 		<-inst.done
-		errs = append(errs, inst.b.Close(ctx))
+		// The statistics are saved once the balancer has let its last requests finish.
+		errs = append(errs, inst.svc.Close(ctx))
 		errs = append(errs, p.saveStats(ctx, inst))
-		errs = append(errs, inst.gw.Close(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -653,7 +590,7 @@ func (p *Gateways) applySecrets(ctx context.Context, gatewayID, consumer string)
 	if !ok {
 		return false, nil
 	}
-	cfg, _ := inst.gw.Config()
+	cfg, _ := inst.svc.Gateway().Config()
 	i := slices.IndexFunc(cfg.Consumers, func(c gateway.Consumer) bool { return c.ID == consumer })
 	if i < 0 {
 		return false, nil
@@ -663,7 +600,7 @@ func (p *Gateways) applySecrets(ctx context.Context, gatewayID, consumer string)
 		return false, err
 	}
 	cfg.Consumers[i].Secrets = all[consumer]
-	if _, err := inst.gw.Apply(ctx, cfg); err != nil {
+	if _, err := inst.svc.Gateway().Apply(ctx, cfg); err != nil {
 		return false, fmt.Errorf("planes: gateway %s: apply the new secret: %w", gatewayID, err)
 	}
 	return true, nil
@@ -700,7 +637,7 @@ func (p *Gateways) stats(c *api.Call) error {
 	if !ok {
 		return api.Conflict("the gateway is not pushed yet: it has no statistics")
 	}
-	rows, err := inst.gw.Stats(q)
+	rows, err := inst.svc.Gateway().Stats(q)
 	if err != nil {
 		return api.Invalid(map[string]string{"query": strings.TrimPrefix(err.Error(), gateway.ErrBadStatsQuery.Error()+": ")})
 	}
@@ -806,10 +743,10 @@ func (p *Gateways) saveStats(ctx context.Context, inst *gatewayInstance) error {
 	var s savedStats
 	var err error
 	// Every bucket the gateway keeps: minutes within 48h, days within 400 days by default.
-	if s.Minutes, err = inst.gw.Stats(gateway.StatsQuery{From: time.Unix(0, 0), To: now.Add(time.Hour), Granularity: gateway.Minute}); err != nil {
+	if s.Minutes, err = inst.svc.Gateway().Stats(gateway.StatsQuery{From: time.Unix(0, 0), To: now.Add(time.Hour), Granularity: gateway.Minute}); err != nil {
 		return err
 	}
-	if s.Days, err = inst.gw.Stats(gateway.StatsQuery{From: time.Unix(0, 0), To: now.Add(48 * time.Hour), Granularity: gateway.Day}); err != nil {
+	if s.Days, err = inst.svc.Gateway().Stats(gateway.StatsQuery{From: time.Unix(0, 0), To: now.Add(48 * time.Hour), Granularity: gateway.Day}); err != nil {
 		return err
 	}
 	rows, err := json.Marshal([2][]gateway.StatsRow{s.Minutes, s.Days})
@@ -844,10 +781,10 @@ func (p *Gateways) restoreStats(ctx context.Context, inst *gatewayInstance) erro
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return fmt.Errorf("planes: gateway %s: saved statistics: %w", inst.id, err)
 	}
-	if err := inst.gw.RestoreStats(gateway.Minute, s.Minutes); err != nil {
+	if err := inst.svc.Gateway().RestoreStats(gateway.Minute, s.Minutes); err != nil {
 		return fmt.Errorf("planes: gateway %s: restore statistics: %w", inst.id, err)
 	}
-	if err := inst.gw.RestoreStats(gateway.Day, s.Days); err != nil {
+	if err := inst.svc.Gateway().RestoreStats(gateway.Day, s.Days); err != nil {
 		return fmt.Errorf("planes: gateway %s: restore statistics: %w", inst.id, err)
 	}
 	inst.lastSaved, _ = json.Marshal([2][]gateway.StatsRow{s.Minutes, s.Days})

@@ -252,7 +252,7 @@ func TestGatewayPushIsWholeAndStatsSurvive(t *testing.T) {
 	inst, ok := p2.instance("gw_1")
 	require.True(t, ok)
 	require.Eventually(t, func() bool {
-		rows, err := inst.gw.Stats(gateway.StatsQuery{Granularity: gateway.Total, Consumer: "hosp-1"})
+		rows, err := inst.svc.Gateway().Stats(gateway.StatsQuery{Granularity: gateway.Total, Consumer: "hosp-1"})
 		return err == nil && len(rows) == 1 && rows[0].Calls == 5 && rows[0].Successes == 5
 	}, 5*time.Second, 20*time.Millisecond)
 	require.NoError(t, p2.Remove(ctx, res))
