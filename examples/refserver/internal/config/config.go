@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -46,6 +47,8 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout" validate:"min=1s,max=24h"`
 	// ShutdownTimeout is how long in-flight requests may finish on shutdown. Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" validate:"min=0s,max=10m"`
+	// LocalNodes are where and as whom deploy's local nodes run the teams' apps.
+	LocalNodes LocalNodes `yaml:"local_nodes"`
 	// DNS runs this center's internal DNS (dnsctl). Off unless dns.listen is set.
 	DNS DNS `yaml:"dns"`
 	// SyncKey is the secret (hex, at least 32 bytes) that the two centers share to sign the
@@ -56,6 +59,27 @@ type Config struct {
 	// DR plan's switch-traffic step makes the balancers' servers in the target center's zones
 	// working and the other center's standby. Default none: such plans are refused.
 	Zones map[string][]string `yaml:"zones" validate:"dive,keys,max=32,endkeys,dive,required,max=64"`
+}
+
+// LocalNodes configures deploy's local nodes. Run as root, the server runs each local node's
+// instances as a user of its own (uid = gid, with no /etc/passwd entry), in a directory
+// outside the data directory, which only the server reads (0700). Not run as root, instances
+// run as the server's user and reach all it can: local nodes are then for development only.
+type LocalNodes struct {
+	// Dir holds the local nodes' directories (versions, instances, logs); every directory
+	// above it must let others pass (x). Default "": <data_dir>-nodes, beside the data dir.
+	Dir string `yaml:"dir"`
+	// FirstUID is the uid (and gid) of the first local node; the next ones get the following
+	// uids, up to FirstUID+999. Pick a range no user or service of the host uses. Default 60100.
+	FirstUID int `yaml:"first_uid" validate:"min=1000,max=2147482000"`
+}
+
+// NodesDir is where local nodes' directories are.
+func (c Config) NodesDir() string {
+	if c.LocalNodes.Dir != "" {
+		return c.LocalNodes.Dir
+	}
+	return filepath.Clean(c.DataDir) + "-nodes"
 }
 
 // DNS configures this center's dnsctl server.
@@ -97,6 +121,7 @@ func Default() Config {
 		WriteTimeout:     60 * time.Second,
 		IdleTimeout:      120 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
+		LocalNodes:       LocalNodes{FirstUID: 60100},
 	}
 }
 
@@ -187,6 +212,8 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (write_timeout)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time (idle_timeout)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get on shutdown (shutdown_timeout)")
+	fs.StringVar(&cfg.LocalNodes.Dir, "local-nodes-dir", cfg.LocalNodes.Dir, "`directory` of the local deploy nodes; empty: <data-dir>-nodes (local_nodes.dir)")
+	fs.IntVar(&cfg.LocalNodes.FirstUID, "local-nodes-first-uid", cfg.LocalNodes.FirstUID, "`uid` (and gid) of the first local node's apps, when run as root (local_nodes.first_uid)")
 	fs.StringVar(&cfg.DNS.Listen, "dns-listen", cfg.DNS.Listen, "DNS server UDP+TCP `address`; empty: no DNS server (dns.listen)")
 	fs.Var((*list)(&cfg.DNS.Forwarders), "dns-forwarders", "comma-separated upstream `resolvers` host:port (dns.forwarders)")
 	fs.Var((*list)(&cfg.DNS.Secondaries), "dns-secondaries", "comma-separated secondary DNS `servers` host:port (dns.secondaries)")

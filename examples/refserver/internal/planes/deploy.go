@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,8 @@ import (
 //	                       before stopping it, and undrains it once healthy (going on once the
 //	                       balancer sends it requests again).
 //	/api/v1/deploy/nodes   a node: "local" (processes on this host, in a directory the server
-//	                       chooses under its data directory) or "ssh" (a Linux host).
+//	                       chooses under NodesDir, run as the node's own user when the server
+//	                       runs as root) or "ssh" (a Linux host).
 //
 // What happens to them is served by Routes: versions (streamed upload, listed, downloaded),
 // deployments (start, follow, abort, rollback, scale, history), instances (status, start,
@@ -61,6 +63,13 @@ type Deploy struct {
 
 	vars centerVars
 
+	// Local nodes: where, and whether each runs as a user of its own (the server is root).
+	nodesDir string
+	firstUID int
+	isolate  bool
+	usersMu  sync.Mutex
+	users    map[string]string // local node name → its "uid:gid"
+
 	mu    sync.Mutex
 	apps  map[string]deployApp  // deploy project/app → the resource that defines it
 	nodes map[string]deployNode // node name → the resource that defines it
@@ -76,9 +85,14 @@ type deployNode struct{ id, team string }
 // DeployOptions are what the deploy plane needs from the rest of the center.
 type DeployOptions struct {
 	Store store.Store
-	// Dir holds the manager's state (state.json), the artifacts (artifacts/) and the local
-	// nodes' directories (nodes/<name>/). It is created.
+	// Dir holds the manager's state (state.json) and the artifacts (artifacts/). It is created.
 	Dir string
+	// NodesDir holds the local nodes' directories (<name>/), outside the data directory that
+	// their apps must not reach; it is created. Default: Dir/nodes.
+	NodesDir string
+	// FirstUID is the uid and gid of the first local node's apps when the server runs as
+	// root; each next node gets the next one, up to FirstUID+999. Default 60100.
+	FirstUID int
 	// MaxArtifactSize bounds an uploaded artifact. Default: 1 GiB.
 	MaxArtifactSize int64
 	// Balancers backs the traffic hook; nil: deployments drain nothing.
@@ -96,8 +110,21 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Join(o.Dir, "nodes"), 0o750); err != nil {
+	if o.NodesDir == "" {
+		o.NodesDir = filepath.Join(o.Dir, "nodes")
+	}
+	if o.FirstUID == 0 {
+		o.FirstUID = 60100
+	}
+	isolate := os.Geteuid() == 0
+	if err := os.MkdirAll(o.NodesDir, 0o711); err != nil {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
+	}
+	if isolate {
+		// The nodes' users pass through to their own directories, and list none.
+		if err := os.Chmod(o.NodesDir, 0o711); err != nil {
+			return nil, fmt.Errorf("planes: deploy: %w", err)
+		}
 	}
 	fs, err := deploy.OpenFileStore(filepath.Join(o.Dir, "state.json"))
 	if err != nil {
@@ -108,7 +135,11 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
 	}
 	p := &Deploy{st: o.Store, lb: o.Balancers, dir: o.Dir, max: o.MaxArtifactSize, log: o.Logger.With("component", "deploy"),
+		nodesDir: o.NodesDir, firstUID: o.FirstUID, isolate: isolate, users: map[string]string{},
 		apps: map[string]deployApp{}, nodes: map[string]deployNode{}}
+	if !isolate {
+		p.log.Warn("local nodes are for development only: the server does not run as root, so the apps of local nodes run as its own user and can read its data directory (other teams' secrets) and its environment")
+	}
 	opts := deploy.Options{
 		Store: fs, Artifacts: arts, MaxArtifactSize: o.MaxArtifactSize, Registerer: o.Registerer, Logger: p.log,
 		Drivers: map[string]deploy.DriverFunc{"local": p.openLocal, "ssh": ssh.Open},
@@ -122,8 +153,72 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 	return p, nil
 }
 
+// maxLocalNodes is how many uids local nodes take from FirstUID.
+const maxLocalNodes = 1000
+
 func (p *Deploy) openLocal(_ context.Context, node deploy.NodeConfig) (deploy.NodeDriver, error) {
-	return local.New(local.Options{Dir: node.Dir, Name: node.Name, Logger: p.log.With("node", node.Name)})
+	opts := local.Options{Dir: node.Dir, Name: node.Name, Logger: p.log.With("node", node.Name)}
+	if !p.isolate {
+		return local.New(opts)
+	}
+	// Held until the driver gave the directory its group: that records the uid as taken.
+	p.usersMu.Lock()
+	defer p.usersMu.Unlock()
+	uid, err := p.nodeUID(node.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("planes: local node %s: %w", node.Name, err)
+	}
+	opts.User = fmt.Sprintf("%d:%d", uid, uid)
+	d, err := local.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	p.users[node.Name] = opts.User
+	return d, nil
+}
+
+// nodeUID is the uid of a local node's apps: the group of its directory, which the local
+// driver sets, or else one past the highest of the other nodes' directories. No state is
+// kept besides the directories, so a node keeps its uid across restarts.
+func (p *Deploy) nodeUID(dir string) (int, error) {
+	taken := func(path string) (int, bool) {
+		st, err := os.Lstat(path)
+		if err != nil || !st.IsDir() {
+			return 0, false
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok || int(sys.Gid) < p.firstUID || int(sys.Gid) >= p.firstUID+maxLocalNodes {
+			return 0, false
+		}
+		return int(sys.Gid), true
+	}
+	if gid, ok := taken(dir); ok {
+		return gid, nil
+	}
+	ents, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		return 0, err
+	}
+	next := p.firstUID
+	for _, e := range ents {
+		if gid, ok := taken(filepath.Join(filepath.Dir(dir), e.Name())); ok && gid >= next {
+			next = gid + 1
+		}
+	}
+	if next >= p.firstUID+maxLocalNodes {
+		return 0, fmt.Errorf("no uid left for another local node: uids %d to %d are taken (local_nodes.first_uid)", p.firstUID, p.firstUID+maxLocalNodes-1)
+	}
+	return next, nil
+}
+
+// isolation says how a local node's apps are kept from the server, for its status.
+func (p *Deploy) isolation(node string) string {
+	if !p.isolate {
+		return "none: the server does not run as root; the apps run as its user and can read its data directory and environment (for development only)"
+	}
+	p.usersMu.Lock()
+	defer p.usersMu.Unlock()
+	return "user " + p.users[node] + ": the apps run as the node's own user, with no access to the server's data directory or environment"
 }
 
 // Close interrupts deployments in progress and stops the local nodes' instances.
@@ -465,7 +560,7 @@ func (n nodePlane) Push(ctx context.Context, r store.Resource) error {
 		return api.InvalidSpec{"name": fmt.Sprintf("node %q is already registered", cfg.Name)}
 	}
 	if cfg.Driver == "local" {
-		cfg.Dir = filepath.Join(p.dir, "nodes", cfg.Name)
+		cfg.Dir = filepath.Join(p.nodesDir, cfg.Name)
 	}
 	// Registering a node again opens its driver again; a local driver stops its processes
 	// then, so an unchanged node is left alone and a changed one refused while it runs any.
@@ -506,9 +601,11 @@ func (n nodePlane) Remove(ctx context.Context, r store.Resource) error {
 	return nil
 }
 
-// nodeStatus is a node as registered, with the instances on it.
+// nodeStatus is a node as registered, with the instances on it and, for a local node, how its
+// apps are isolated from the server.
 type nodeStatus struct {
 	deploy.Node
+	Isolation string           `json:"isolation,omitempty"`
 	Instances []instanceStatus `json:"instances"`
 }
 
@@ -528,7 +625,11 @@ func (n nodePlane) Status(ctx context.Context, r store.Resource) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nodeStatus{Node: node, Instances: insts}, nil
+	out := nodeStatus{Node: node, Instances: insts}
+	if node.Driver == "local" {
+		out.Isolation = n.p.isolation(node.Name)
+	}
+	return out, nil
 }
 
 // deployTraffic drains and undrains instances in the server group their app names.
