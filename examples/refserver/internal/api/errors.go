@@ -26,6 +26,7 @@ const (
 	codeConflict         = "conflict"
 	codeMethod           = "method_not_allowed"
 	codeInternal         = "internal"
+	codeBadGateway       = "bad_gateway"
 	codeUnavailable      = "unavailable"
 )
 
