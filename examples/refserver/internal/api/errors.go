@@ -27,6 +27,7 @@ const (
 	codeMethod           = "method_not_allowed"
 	codeInternal         = "internal"
 	codeBadGateway       = "bad_gateway"
+	codeRequestTimeout   = "request_timeout"
 	codeUnavailable      = "unavailable"
 )
 

@@ -144,6 +144,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	closers = append([]closer{drPlane}, closers...)
 	deployPlane, err := planes.NewDeploy(planes.DeployOptions{Store: st, Dir: filepath.Join(cfg.DataDir, "deploy"),
 		NodesDir: cfg.NodesDir(), FirstUID: cfg.LocalNodes.FirstUID,
+		UploadMinBytes: cfg.UploadMinRate.Bytes, UploadRateWindow: cfg.UploadMinRate.Window,
 		MaxArtifactSize: cfg.MaxArtifactBytes, Balancers: balancers, Logger: log, Registerer: reg})
 	if err != nil {
 		closeAll(ctx, closers)

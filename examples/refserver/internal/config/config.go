@@ -39,6 +39,10 @@ type Config struct {
 	// MaxArtifactBytes caps an app version's artifact uploaded to deploy (streamed, not
 	// bound by max_body_bytes). Default 1 GiB.
 	MaxArtifactBytes int64 `yaml:"max_artifact_bytes" validate:"min=1024,max=68719476736"`
+	// UploadMinRate cuts an artifact upload that receives too little: not bound by
+	// read_timeout, an upload must go on at this rate or is answered 408, keeping nothing, so
+	// that slow clients do not hold the server's connections.
+	UploadMinRate Rate `yaml:"upload_min_rate"`
 	// ReadTimeout bounds reading a whole request, headers and body. Default 30s.
 	ReadTimeout time.Duration `yaml:"read_timeout" validate:"min=1s,max=1h"`
 	// WriteTimeout bounds writing a response. Default 60s.
@@ -59,6 +63,14 @@ type Config struct {
 	// DR plan's switch-traffic step makes the balancers' servers in the target center's zones
 	// working and the other center's standby. Default none: such plans are refused.
 	Zones map[string][]string `yaml:"zones" validate:"dive,keys,max=32,endkeys,dive,required,max=64"`
+}
+
+// Rate is a least transfer rate: Bytes in every Window.
+type Rate struct {
+	// Bytes is what must arrive in each window, 1 to 1 GiB. Default 65536 (64 KiB).
+	Bytes int64 `yaml:"bytes" validate:"min=1,max=1073741824"`
+	// Window is how long the bytes may take, 1s to 10m. Default 30s.
+	Window time.Duration `yaml:"window" validate:"min=1s,max=10m"`
 }
 
 // LocalNodes configures deploy's local nodes. Run as root, the server runs each local node's
@@ -122,6 +134,7 @@ func Default() Config {
 		IdleTimeout:      120 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
 		LocalNodes:       LocalNodes{FirstUID: 60100},
+		UploadMinRate:    Rate{Bytes: 64 << 10, Window: 30 * time.Second},
 	}
 }
 
@@ -208,6 +221,8 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "`format`: text or json (log_format)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body in `bytes` (max_body_bytes)")
 	fs.Int64Var(&cfg.MaxArtifactBytes, "max-artifact-bytes", cfg.MaxArtifactBytes, "largest deploy artifact upload in `bytes` (max_artifact_bytes)")
+	fs.Int64Var(&cfg.UploadMinRate.Bytes, "upload-min-bytes", cfg.UploadMinRate.Bytes, "`bytes` an artifact upload must receive in each -upload-rate-window, or 408 (upload_min_rate.bytes)")
+	fs.DurationVar(&cfg.UploadMinRate.Window, "upload-rate-window", cfg.UploadMinRate.Window, "`window` of -upload-min-bytes (upload_min_rate.window)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time to read a whole request (read_timeout)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (write_timeout)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time (idle_timeout)")

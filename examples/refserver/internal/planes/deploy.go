@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,9 @@ type Deploy struct {
 	dir string
 	max int64
 	log *slog.Logger
+	// The least rate of an upload: minBytes in every rateWindow.
+	minBytes   int64
+	rateWindow time.Duration
 
 	vars centerVars
 
@@ -95,6 +99,10 @@ type DeployOptions struct {
 	FirstUID int
 	// MaxArtifactSize bounds an uploaded artifact. Default: 1 GiB.
 	MaxArtifactSize int64
+	// UploadMinBytes must arrive in every UploadRateWindow of an upload, or it is cut (408).
+	// Default: 64 KiB in 30s.
+	UploadMinBytes   int64
+	UploadRateWindow time.Duration
 	// Balancers backs the traffic hook; nil: deployments drain nothing.
 	Balancers  *Balancers
 	Logger     *slog.Logger
@@ -106,6 +114,9 @@ type DeployOptions struct {
 func NewDeploy(o DeployOptions) (*Deploy, error) {
 	if o.MaxArtifactSize <= 0 {
 		o.MaxArtifactSize = 1 << 30
+	}
+	if o.UploadMinBytes <= 0 || o.UploadRateWindow <= 0 {
+		o.UploadMinBytes, o.UploadRateWindow = 64<<10, 30*time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -135,6 +146,7 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
 	}
 	p := &Deploy{st: o.Store, lb: o.Balancers, dir: o.Dir, max: o.MaxArtifactSize, log: o.Logger.With("component", "deploy"),
+		minBytes: o.UploadMinBytes, rateWindow: o.UploadRateWindow,
 		nodesDir: o.NodesDir, firstUID: o.FirstUID, isolate: isolate, users: map[string]string{},
 		apps: map[string]deployApp{}, nodes: map[string]deployNode{}}
 	if !isolate {
@@ -764,6 +776,65 @@ func (p *Deploy) tooLarge(c *api.Call) error {
 // uploadDeadline is how long an upload may take.
 const uploadDeadline = time.Hour
 
+// uploadBody is an upload's body: it counts what arrived, for the least rate, and keeps the
+// first read error, which is the client's doing (it went away, or cut the body short).
+type uploadBody struct {
+	r       io.Reader
+	n       atomic.Int64
+	tooSlow atomic.Bool
+	mu      sync.Mutex
+	err     error
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n.Add(int64(n))
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *uploadBody) readErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// watch calls cut, once, when fewer than least bytes arrived in a window; stop ends the
+// watch and returns once it has ended.
+func (b *uploadBody) watch(least int64, window time.Duration, cut func()) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(window)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			n := b.n.Load()
+			if n-last < least {
+				b.tooSlow.Store(true)
+				cut()
+				return
+			}
+			last = n
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
 // upload stores the request's body, streamed, as a new version of the app. The sha256 the
 // uploader expects is required, in the X-Checksum-Sha256 header or the digest parameter; the
 // body is hashed on its way to the artifact store and refused, with nothing kept, when it
@@ -797,13 +868,26 @@ func (p *Deploy) upload(c *api.Call) error {
 	if c.R.ContentLength > p.max {
 		return p.tooLarge(c)
 	}
-	// The server's read timeout is for JSON requests; an artifact may take longer.
-	_ = http.NewResponseController(c.W).SetReadDeadline(time.Now().Add(uploadDeadline))
-	v, err := p.m.AddVersion(c.R.Context(), a.project, a.name, cfg, c.R.Body)
-	if errors.Is(err, deploy.ErrTooLarge) {
+	// The server's read timeout is for JSON requests; an artifact may take longer, as long
+	// as it arrives at the least rate: a read deadline of now ends the read waiting for more.
+	rc := http.NewResponseController(c.W)
+	_ = rc.SetReadDeadline(time.Now().Add(uploadDeadline))
+	body := &uploadBody{r: c.R.Body}
+	stop := body.watch(p.minBytes, p.rateWindow, func() { _ = rc.SetReadDeadline(time.Now()) })
+	v, err := p.m.AddVersion(c.R.Context(), a.project, a.name, cfg, body)
+	stop()
+	switch {
+	case errors.Is(err, deploy.ErrTooLarge):
 		return p.tooLarge(c)
-	}
-	if err != nil {
+	case err != nil && body.tooSlow.Load():
+		p.log.Info("upload too slow; cut", "app", a.name, "version", cfg.Name, "received", body.n.Load(), "least_bytes", p.minBytes, "window", p.rateWindow)
+		c.W.Header().Set("Connection", "close")
+		return api.RequestTimeout(fmt.Sprintf("the upload sent fewer than %d bytes in %v; it was cut and nothing was kept", p.minBytes, p.rateWindow))
+	case err != nil && (body.readErr() != nil || c.R.Context().Err() != nil):
+		// The client went away or cut its body short: nothing is wrong with the server.
+		p.log.Info("upload cut short by the client", "app", a.name, "version", cfg.Name, "received", body.n.Load(), "err", err)
+		return api.Invalid(map[string]string{"body": "the upload was cut short; nothing was kept"})
+	case err != nil:
 		return deployError(err)
 	}
 	if err := c.Audit("upload", "deployapp", a.res.ID, a.res.TeamID, v); err != nil {
