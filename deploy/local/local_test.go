@@ -60,6 +60,25 @@ func TestConformance(t *testing.T) {
 	}, appV1)
 }
 
+// The conformance suite again, its instances run as another user (as root only).
+func TestConformanceAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	apps(t)
+	deploytest.TestDriver(t, func(t *testing.T) deploy.NodeDriver {
+		dir := t.TempDir()
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
+		d, err := local.New(local.Options{Dir: dir, Name: "n1", User: "60201:60201"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}, appV1)
+}
+
 // rig is a Manager with three local nodes and the test app's versions.
 type rig struct {
 	t         *testing.T

@@ -127,7 +127,7 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 	if o.FirstUID == 0 {
 		o.FirstUID = 60100
 	}
-	isolate := os.Geteuid() == 0
+	isolate := geteuid() == 0
 	if err := os.MkdirAll(o.NodesDir, 0o711); err != nil {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
 	}
@@ -164,6 +164,9 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 	}
 	return p, nil
 }
+
+// geteuid is os.Geteuid, for tests of a server not run as root.
+var geteuid = os.Geteuid
 
 // maxLocalNodes is how many uids local nodes take from FirstUID.
 const maxLocalNodes = 1000
@@ -221,6 +224,28 @@ func (p *Deploy) nodeUID(dir string) (int, error) {
 		return 0, fmt.Errorf("no uid left for another local node: uids %d to %d are taken (local_nodes.first_uid)", p.firstUID, p.firstUID+maxLocalNodes-1)
 	}
 	return next, nil
+}
+
+// assignUser gives a local node its uid at once, so that its status names it before the
+// node runs anything: its directory, made now, gets the uid as its group.
+func (p *Deploy) assignUser(name, dir string) error {
+	if !p.isolate {
+		return nil
+	}
+	p.usersMu.Lock()
+	defer p.usersMu.Unlock()
+	uid, err := p.nodeUID(dir)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o750)
+	}
+	if err == nil {
+		err = os.Lchown(dir, 0, uid)
+	}
+	if err != nil {
+		return fmt.Errorf("planes: local node %s: %w", name, err)
+	}
+	p.users[name] = fmt.Sprintf("%d:%d", uid, uid)
+	return nil
 }
 
 // isolation says how a local node's apps are kept from the server, for its status.
@@ -573,6 +598,9 @@ func (n nodePlane) Push(ctx context.Context, r store.Resource) error {
 	}
 	if cfg.Driver == "local" {
 		cfg.Dir = filepath.Join(p.nodesDir, cfg.Name)
+		if err := p.assignUser(cfg.Name, cfg.Dir); err != nil {
+			return err
+		}
 	}
 	// Registering a node again opens its driver again; a local driver stops its processes
 	// then, so an unchanged node is left alone and a changed one refused while it runs any.
