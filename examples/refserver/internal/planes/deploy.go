@@ -809,6 +809,7 @@ const uploadDeadline = time.Hour
 type uploadBody struct {
 	r       io.Reader
 	n       atomic.Int64
+	read    atomic.Bool // the whole body arrived
 	tooSlow atomic.Bool
 	mu      sync.Mutex
 	err     error
@@ -817,6 +818,9 @@ type uploadBody struct {
 func (b *uploadBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n.Add(int64(n))
+	if errors.Is(err, io.EOF) {
+		b.read.Store(true)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		b.mu.Lock()
 		if b.err == nil {
@@ -833,8 +837,8 @@ func (b *uploadBody) readErr() error {
 	return b.err
 }
 
-// watch calls cut, once, when fewer than least bytes arrived in a window; stop ends the
-// watch and returns once it has ended.
+// watch calls cut, once, when fewer than least bytes arrived in a window before the whole
+// body did; stop ends the watch and returns once it has ended.
 func (b *uploadBody) watch(least int64, window time.Duration, cut func()) (stop func()) {
 	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -849,6 +853,9 @@ func (b *uploadBody) watch(least int64, window time.Duration, cut func()) (stop 
 			case <-t.C:
 			}
 			n := b.n.Load()
+			if b.read.Load() {
+				return
+			}
 			if n-last < least {
 				b.tooSlow.Store(true)
 				cut()
