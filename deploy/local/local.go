@@ -4,7 +4,7 @@
 //
 //	<dir>/versions/<project>/<app>/<version>-<digest>/   installed versions
 //	<dir>/instances/<instance>/                          an instance's directory
-//	<dir>/instances/<instance>/logs/stdout.log, stderr.log (rotated: .1, .2, …)
+//	<dir>/logs/<instance>/stdout.log, stderr.log         its output (rotated: .1, .2, …)
 //
 // Every instance runs under a supervisor goroutine: in its own directory and
 // process group, restarted with exponential backoff when it exits, given up
@@ -16,6 +16,21 @@
 //
 // Several nodes may share this host: give each its own directory. Ports given
 // as 0 are chosen among the free loopback ports.
+//
+// An instance's environment is what its app sets, PORT and PORT_<NAME>, a
+// minimal PATH and HOME (its directory): nothing of the driver's own.
+//
+// # Isolation
+//
+// With Options.User (which needs root), instances run as that user, with no
+// supplementary groups, in a session of their own: they cannot read the
+// driver's files, its environment (/proc/<pid>/environ) or another user's
+// instances. Their directories are the user's; the node's directory becomes
+// root:<gid> 0750, so other nodes' users do not enter it, and versions and
+// logs stay root's, readable but not writable by the instances. Every
+// directory above the node's must let the user pass (search permission).
+// Without User, instances run as the driver's user and reach all it can: a
+// node for development.
 package local
 
 import (
@@ -25,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -52,11 +68,17 @@ type Options struct {
 	LogFiles int
 	// Logger logs restarts and crash loops. Default: discard.
 	Logger *slog.Logger
+	// User runs the instances as this user: a name (its uid and primary
+	// group) or "uid:gid", which need no entry in /etc/passwd. It needs the
+	// driver to run as root; see Isolation in the package's doc. Default: the
+	// driver's own user, with no isolation.
+	User string
 }
 
 // Driver runs a node's instances as supervised local processes.
 type Driver struct {
 	opts Options
+	cred *syscall.Credential // nil: the driver's own user
 
 	installMu sync.Mutex
 	mu        sync.Mutex
@@ -94,12 +116,23 @@ func New(opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("deploy: local node %s: %w", opts.Name, err)
 	}
 	opts.Dir = dir
-	for _, d := range []string{"versions", "instances"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("deploy: local node %s: %w", opts.Name, err)
+	d := &Driver{opts: opts, insts: map[string]*instance{}}
+	if opts.User != "" {
+		if d.cred, err = credential(opts.User); err != nil {
+			return nil, d.errorf("%w: %w", deploy.ErrInvalid, err)
 		}
 	}
-	return &Driver{opts: opts, insts: map[string]*instance{}}, nil
+	for _, sub := range []string{"versions", "instances", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, d.errorf("%w", err)
+		}
+	}
+	if d.cred != nil {
+		if err := d.isolate(); err != nil {
+			return nil, d.errorf("user %s: %w", opts.User, err)
+		}
+	}
+	return d, nil
 }
 
 func (d *Driver) errorf(format string, args ...any) error {
@@ -142,6 +175,11 @@ func (d *Driver) Install(ctx context.Context, a deploy.Artifact) error {
 	defer os.RemoveAll(tmp)
 	if err := d.fetch(ctx, a, tmp); err != nil {
 		return d.errorf("install version %s of %s/%s: %w", a.Version, a.Project, a.App, err)
+	}
+	if d.cred != nil {
+		if err := shareWithGroup(tmp, int(d.cred.Gid)); err != nil {
+			return d.errorf("install version %s of %s/%s: %w: %w", a.Version, a.Project, a.App, deploy.ErrDriver, err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(a.Digest), 0o644); err != nil {
 		return d.errorf("install version %s of %s/%s: %w: %w", a.Version, a.Project, a.App, deploy.ErrDriver, err)
@@ -246,7 +284,10 @@ func (d *Driver) Start(ctx context.Context, spec deploy.InstanceSpec) (deploy.In
 	if err != nil {
 		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w", spec.ID, err)
 	}
-	if err := writeFiles(dir, proc.Files); err != nil {
+	if err := os.MkdirAll(d.logDir(spec.ID), 0o755); err != nil {
+		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w: %w", spec.ID, deploy.ErrDriver, err)
+	}
+	if err := writeFiles(dir, proc.Files, d.cred); err != nil {
 		return deploy.InstanceStatus{}, d.errorf("start instance %s: %w", spec.ID, err)
 	}
 	inst := &instance{
@@ -263,11 +304,26 @@ func (d *Driver) Start(ctx context.Context, spec deploy.InstanceSpec) (deploy.In
 	return inst.status(), nil
 }
 
-// writeFiles writes the rendered config files into dir, refusing paths that
-// leave it (symbolic links included) through os.Root.
-func writeFiles(dir string, files []deploy.File) error {
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+// logDir is where an instance's output goes: outside its directory, so that
+// an instance run as another user cannot point its log files elsewhere.
+func (d *Driver) logDir(id string) string { return filepath.Join(d.opts.Dir, "logs", id) }
+
+// writeFiles makes the instance's directory (cred's, when set) and writes the
+// rendered config files into it, refusing paths that leave it (symbolic links
+// included) through os.Root. The directory may hold what a former run of the
+// instance left, so a file is replaced, never written through.
+func writeFiles(dir string, files []deploy.File, cred *syscall.Credential) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: %w", deploy.ErrDriver, err)
+	}
+	if cred != nil {
+		// The parent is the driver's, so dir cannot have been swapped for a link.
+		if err := os.Lchown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("%w: %w", deploy.ErrDriver, err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("%w: %w", deploy.ErrDriver, err)
+		}
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -276,11 +332,48 @@ func writeFiles(dir string, files []deploy.File) error {
 	defer root.Close()
 	for _, f := range files {
 		name := filepath.FromSlash(f.Path)
-		if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		if err := mkdirAllOwned(root, filepath.Dir(name), cred); err != nil {
 			return fmt.Errorf("%w: config file %s: %w", deploy.ErrUnsafePath, f.Path, err)
 		}
-		if err := root.WriteFile(name, f.Data, os.FileMode(f.Mode)); err != nil {
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: config file %s: %w", deploy.ErrUnsafePath, f.Path, err)
+		}
+		w, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(f.Mode))
+		if err != nil {
+			return fmt.Errorf("%w: config file %s: %w", deploy.ErrUnsafePath, f.Path, err)
+		}
+		if cred != nil {
+			// Through the descriptor: the name may already point elsewhere.
+			err = w.Chown(int(cred.Uid), int(cred.Gid))
+		}
+		if err == nil {
+			_, err = w.Write(f.Data)
+		}
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%w: config file %s: %w", deploy.ErrDriver, f.Path, err)
+		}
+	}
+	return nil
+}
+
+// mkdirAllOwned makes dir inside root and, with cred, gives each of its
+// directories to cred's user, through their descriptors.
+func mkdirAllOwned(root *os.Root, dir string, cred *syscall.Credential) error {
+	if err := root.MkdirAll(dir, 0o755); err != nil || cred == nil || dir == "." {
+		return err
+	}
+	for p := dir; p != "."; p = filepath.Dir(p) {
+		f, err := root.Open(p)
+		if err != nil {
+			return err
+		}
+		err = f.Chown(int(cred.Uid), int(cred.Gid))
+		f.Close()
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -339,8 +432,10 @@ func (d *Driver) Remove(ctx context.Context, id string, grace time.Duration) err
 	d.mu.Lock()
 	delete(d.insts, id)
 	d.mu.Unlock()
-	if err := os.RemoveAll(filepath.Join(d.opts.Dir, "instances", id)); err != nil {
-		return d.errorf("remove instance %s: %w: %w", id, deploy.ErrDriver, err)
+	for _, dir := range []string{filepath.Join(d.opts.Dir, "instances", id), d.logDir(id)} {
+		if err := os.RemoveAll(dir); err != nil {
+			return d.errorf("remove instance %s: %w: %w", id, deploy.ErrDriver, err)
+		}
 	}
 	return nil
 }
@@ -432,8 +527,8 @@ func (i *instance) start() error {
 	cmd, err := startRetryingBusy(func() *exec.Cmd {
 		cmd := exec.Command(i.proc.Argv[0], i.proc.Argv[1:]...)
 		cmd.Dir = i.dir
-		cmd.Env = append(baseEnv(), i.proc.Env...)
-		cmd.SysProcAttr = sysProcAttr()
+		cmd.Env = append(baseEnv(i.dir), i.proc.Env...)
+		cmd.SysProcAttr = sysProcAttr(i.d.cred)
 		cmd.Stdout, cmd.Stderr = outW, errW
 		return cmd
 	})
@@ -467,7 +562,7 @@ func (i *instance) start() error {
 
 func (i *instance) copyLog(r *os.File, name string) {
 	defer r.Close()
-	w := &rotator{path: filepath.Join(i.dir, "logs", name), max: i.d.opts.LogMaxSize, keep: i.d.opts.LogFiles}
+	w := &rotator{path: filepath.Join(i.d.logDir(i.id), name), max: i.d.opts.LogMaxSize, keep: i.d.opts.LogFiles}
 	defer w.Close()
 	_, _ = io.Copy(w, r)
 }
@@ -580,15 +675,11 @@ func (i *instance) stopAndWait(ctx context.Context, grace time.Duration) error {
 	}
 }
 
-// baseEnv is the part of the driver's environment an instance inherits.
-func baseEnv() []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
+// baseEnv is an instance's environment before its app's: a minimal PATH, and
+// its directory as HOME. Nothing of the driver's own environment, which may
+// hold its secrets.
+func baseEnv(dir string) []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir}
 }
 
 var _ deploy.NodeDriver = (*Driver)(nil)

@@ -2,6 +2,8 @@ package local_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +53,25 @@ func TestConformance(t *testing.T) {
 	apps(t)
 	deploytest.TestDriver(t, func(t *testing.T) deploy.NodeDriver {
 		d, err := local.New(local.Options{Dir: t.TempDir(), Name: "n1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}, appV1)
+}
+
+// The conformance suite again, its instances run as another user (as root only).
+func TestConformanceAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	apps(t)
+	deploytest.TestDriver(t, func(t *testing.T) deploy.NodeDriver {
+		dir := t.TempDir()
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
+		d, err := local.New(local.Options{Dir: dir, Name: "n1", User: "60201:60201"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,6 +131,11 @@ func newRig(t *testing.T, app deploy.AppConfig) *rig {
 		}
 	}
 	return r
+}
+
+// logPath is where an instance's log file is: <node>/logs/<instance>/.
+func logPath(st deploy.InstanceStatus, name string) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(st.Dir)), "logs", st.ID, name)
 }
 
 func outpatient() deploy.AppConfig {
@@ -205,7 +231,7 @@ func TestRollingUpgradeAndRollback(t *testing.T) {
 		if err != nil || !strings.Contains(string(cfg), "server.port="+strconv.Itoa(i.Ports["http"])) {
 			t.Errorf("config file of %s: %q, %v", i.ID, cfg, err)
 		}
-		if _, err := os.Stat(filepath.Join(st.Dir, "logs", "stdout.log")); err != nil {
+		if _, err := os.Stat(logPath(st, "stdout.log")); err != nil {
 			t.Errorf("stdout log of %s: %v", i.ID, err)
 		}
 	}
@@ -309,7 +335,7 @@ func TestCrashLoopDetected(t *testing.T) {
 	if st.State != deploy.StateCrashLoop || st.Restarts != 3 {
 		t.Fatalf("status %+v; want crash-loop after 3 restarts", st)
 	}
-	b, _ := os.ReadFile(filepath.Join(st.Dir, "logs", "stderr.log"))
+	b, _ := os.ReadFile(logPath(st, "stderr.log"))
 	if n := strings.Count(string(b), "crashing on purpose"); n != 4 {
 		t.Errorf("stderr.log has %d crashes, want 4:\n%s", n, b)
 	}
@@ -466,5 +492,72 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 	if _, err := r.m.InstanceStatus(ctx, deploy.InstanceID("yb", "outpatient", "n1")); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("an instance exists after a refused install: %v", err)
+	}
+}
+
+// As root, with User, an instance runs as that user with no supplementary groups and a clean
+// environment: it reads none of the driver's files (a 0700 directory beside the node's), nor
+// the driver's environment through /proc, and its config files are its own.
+func TestUserIsolatesInstances(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root (it runs as root in CI)")
+		}
+		t.Skip("needs root")
+	}
+	t.Setenv("LOCAL_TEST_MARKER", "driver-environment")
+	top := t.TempDir()
+	if err := os.Chmod(filepath.Dir(top), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	private := filepath.Join(top, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(private, "key"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := local.New(local.Options{Dir: filepath.Join(top, "node"), Name: "n1", User: "60200:60200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	script := "#!/bin/sh\n{ id -u; id -G; cat " + filepath.Join(private, "key") + " 2>&1; cat /proc/$PPID/environ 2>&1 | tr '\\0' '\\n'; cat conf/app.conf; env; } >out.tmp 2>&1\nmv out.tmp out.txt\nexec sleep 600\n"
+	app := deploy.AppConfig{Project: "p", Name: "probe", Kind: deploy.KindExecutable,
+		ConfigFiles: []deploy.ConfigFile{{Path: "conf/app.conf", Template: "conf-ok", Mode: 0o600}}}
+	sum := sha256.Sum256([]byte(script))
+	digest := deploy.Digest("sha256:" + hex.EncodeToString(sum[:]))
+	ctx := t.Context()
+	if err := d.Install(ctx, deploy.Artifact{Project: "p", App: "probe", Version: "v1", Kind: app.Kind, Digest: digest,
+		Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(script)), nil }}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Start(ctx, deploy.InstanceSpec{ID: "i1", Project: "p", Node: "n1", App: app, Version: "v1", Digest: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if out, err = os.ReadFile(filepath.Join(st.Dir, "out.txt")); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("the instance wrote nothing: %v", err)
+	}
+	lines := strings.Split(string(out), "\n")
+	if lines[0] != "60200" || lines[1] != "60200" {
+		t.Errorf("uid and groups: got %q %q, want 60200 and 60200 alone", lines[0], lines[1])
+	}
+	for _, leak := range []string{"secret", "LOCAL_TEST_MARKER"} {
+		if strings.Contains(string(out), leak) {
+			t.Errorf("the instance got %q:\n%s", leak, out)
+		}
+	}
+	if !strings.Contains(string(out), "conf-ok") {
+		t.Errorf("the instance cannot read its config file:\n%s", out)
+	}
+	if fi, err := os.Stat(st.Dir); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 60200 {
+		t.Errorf("the instance's directory is not its user's: %v", err)
 	}
 }

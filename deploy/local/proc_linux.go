@@ -8,10 +8,11 @@ import (
 	"syscall"
 )
 
-// sysProcAttr puts an instance's process in a process group of its own, and
-// kills it if the driver's process dies.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// sysProcAttr puts an instance's process in a session (and process group) of
+// its own, without the driver's controlling terminal, runs it as cred's user
+// when set, and kills it if the driver's process dies.
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 }
 
 // killGroup sends sig to the process group led by pid.

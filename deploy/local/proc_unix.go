@@ -7,9 +7,11 @@ import (
 	"syscall"
 )
 
-// sysProcAttr puts an instance's process in a process group of its own.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+// sysProcAttr puts an instance's process in a session (and process group) of
+// its own, without the driver's controlling terminal, run as cred's user when
+// set.
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Credential: cred}
 }
 
 // killGroup sends sig to the process group led by pid.

@@ -85,6 +85,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("demo: make data dir: %w", err)
 		}
 		defer os.RemoveAll(tmp)
+		// The local nodes' users (the demo run as root) pass it to their directories.
+		if err := os.Chmod(tmp, 0o711); err != nil {
+			return fmt.Errorf("demo: data dir: %w", err)
+		}
 		*dir = tmp
 	}
 	key := make([]byte, 32)

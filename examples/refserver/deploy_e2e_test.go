@@ -225,6 +225,9 @@ func versionsNow(t *testing.T, url string) map[string]bool {
 
 // openCenter starts a center on dir; each of with changes its configuration first.
 func openCenter(t *testing.T, ctx context.Context, dir, admin string, maxArtifact int64, with ...func(*config.Config)) (*center.Center, chan error) {
+	// Local nodes are beside dir (dir-nodes); run as root, their apps' users must pass the
+	// test's temporary directory, which is 0700.
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o711))
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "warn"
 	cfg.MaxArtifactBytes = maxArtifact

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
@@ -104,7 +107,36 @@ type Plane interface {
 // InvalidSpec is a spec's field errors, keyed by path inside the spec ("listeners[0].port").
 type InvalidSpec map[string]string
 
-func (e InvalidSpec) Error() string { return fmt.Sprintf("invalid spec: %d field(s)", len(e)) }
+// invalidSpecMax bounds an InvalidSpec's text, which may be logged (a spec refused at a
+// restart) and whose messages may quote what a team sent.
+const invalidSpecMax = 512
+
+// Error names each field and what is wrong with it, sorted by field; past invalidSpecMax
+// characters it says how many more fields there are.
+func (e InvalidSpec) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid spec: ")
+	keys := slices.Sorted(maps.Keys(e))
+	for i, k := range keys {
+		part := k + ": " + e[k]
+		if i > 0 {
+			part = "; " + part
+		}
+		if b.Len()+len(part) > invalidSpecMax {
+			if i == 0 {
+				// The first field is named even when its message is too long.
+				b.WriteString(strings.ToValidUTF8(part[:invalidSpecMax-b.Len()], "") + "…")
+				i++
+			}
+			if i < len(keys) {
+				fmt.Fprintf(&b, " (and %d more field(s))", len(keys)-i)
+			}
+			break
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
 
 // asFieldError prefixes an InvalidSpec's paths with "spec." for the error envelope.
 func asFieldError(err error) error {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -302,4 +304,20 @@ func TestCapabilityResourcesBelongToAProject(t *testing.T) {
 	require.Len(t, f.do("GET", "/api/v1/widgets", f.secret[0], "").ids(), 2)
 	require.Len(t, f.do("GET", "/api/v1/widgets?project_id="+f.proj[0].ID, f.secret[0], "").ids(), 1)
 	require.Equal(t, 409, f.do("DELETE", "/api/v1/projects/"+f.proj[0].ID, f.secret[0], "").status, "a project with resources is not deleted")
+}
+
+// An InvalidSpec's text names every field with its message, sorted, so that a spec refused
+// at a restart is logged with what was wrong; a long one is cut short.
+func TestInvalidSpecErrorNamesTheFields(t *testing.T) {
+	err := InvalidSpec{"source.url": "must be a peer center", "name": "is required"}
+	require.Equal(t, "invalid spec: name: is required; source.url: must be a peer center", err.Error())
+
+	many := InvalidSpec{}
+	for i := range 100 {
+		many[fmt.Sprintf("listeners[%02d].port", i)] = strings.Repeat("must be 1 to 65535 ", 3)
+	}
+	msg := many.Error()
+	require.LessOrEqual(t, len(msg), 600, msg)
+	require.True(t, strings.HasPrefix(msg, "invalid spec: listeners[00].port: must be 1 to 65535"), msg)
+	require.Contains(t, msg, "more field(s))")
 }

@@ -25,6 +25,8 @@ const (
 	codeConflict         = "conflict"
 	codeMethod           = "method_not_allowed"
 	codeInternal         = "internal"
+	codeBadGateway       = "bad_gateway"
+	codeRequestTimeout   = "request_timeout"
 	codeUnavailable      = "unavailable"
 )
 

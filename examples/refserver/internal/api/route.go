@@ -69,6 +69,15 @@ func Invalid(fields map[string]string) error { return fieldError(fields) }
 // Conflict is a 409 with a message, for a Route refusing what the state does not allow.
 func Conflict(msg string) error { return newError(http.StatusConflict, codeConflict, "%s", msg) }
 
+// BadGateway is a 502 with a message: the middleware a data plane drives (a Redis, say)
+// failed or did not answer. The message is the caller's to read: no secrets in it.
+func BadGateway(msg string) error { return newError(http.StatusBadGateway, codeBadGateway, "%s", msg) }
+
+// RequestTimeout is a 408 with a message: the client sent its request too slowly.
+func RequestTimeout(msg string) error {
+	return newError(http.StatusRequestTimeout, codeRequestTimeout, "%s", msg)
+}
+
 func (s *Server) mountRoute(api func(string, func(http.ResponseWriter, *http.Request) error), rt Route) {
 	api(rt.Pattern, func(w http.ResponseWriter, r *http.Request) error {
 		return rt.Handle(&Call{W: w, R: r, s: s})

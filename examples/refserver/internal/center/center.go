@@ -81,6 +81,12 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The data directory holds the teams' secrets and the keys: the server's alone, which
+	// is what keeps local nodes' apps (run as other users) out of it.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("center %s: data dir: %w", cfg.Center.Name, err)
+	}
 	if err := bootstrapAdmin(ctx, st, o.AdminToken, o.Out, cfg.Center.Name); err != nil {
 		st.Close()
 		return nil, err
@@ -137,6 +143,8 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	// DR closes first: its runs may still switch DNS.
 	closers = append([]closer{drPlane}, closers...)
 	deployPlane, err := planes.NewDeploy(planes.DeployOptions{Store: st, Dir: filepath.Join(cfg.DataDir, "deploy"),
+		NodesDir: cfg.NodesDir(), FirstUID: cfg.LocalNodes.FirstUID,
+		UploadMinBytes: cfg.UploadMinRate.Bytes, UploadRateWindow: cfg.UploadMinRate.Window,
 		MaxArtifactSize: cfg.MaxArtifactBytes, Balancers: balancers, Logger: log, Registerer: reg})
 	if err != nil {
 		closeAll(ctx, closers)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +39,10 @@ type Config struct {
 	// MaxArtifactBytes caps an app version's artifact uploaded to deploy (streamed, not
 	// bound by max_body_bytes). Default 1 GiB.
 	MaxArtifactBytes int64 `yaml:"max_artifact_bytes" validate:"min=1024,max=68719476736"`
+	// UploadMinRate cuts an artifact upload that receives too little: not bound by
+	// read_timeout, an upload must go on at this rate or is answered 408, keeping nothing, so
+	// that slow clients do not hold the server's connections.
+	UploadMinRate Rate `yaml:"upload_min_rate"`
 	// ReadTimeout bounds reading a whole request, headers and body. Default 30s.
 	ReadTimeout time.Duration `yaml:"read_timeout" validate:"min=1s,max=1h"`
 	// WriteTimeout bounds writing a response. Default 60s.
@@ -46,6 +51,8 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout" validate:"min=1s,max=24h"`
 	// ShutdownTimeout is how long in-flight requests may finish on shutdown. Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" validate:"min=0s,max=10m"`
+	// LocalNodes are where and as whom deploy's local nodes run the teams' apps.
+	LocalNodes LocalNodes `yaml:"local_nodes"`
 	// DNS runs this center's internal DNS (dnsctl). Off unless dns.listen is set.
 	DNS DNS `yaml:"dns"`
 	// SyncKey is the secret (hex, at least 32 bytes) that the two centers share to sign the
@@ -56,6 +63,35 @@ type Config struct {
 	// DR plan's switch-traffic step makes the balancers' servers in the target center's zones
 	// working and the other center's standby. Default none: such plans are refused.
 	Zones map[string][]string `yaml:"zones" validate:"dive,keys,max=32,endkeys,dive,required,max=64"`
+}
+
+// Rate is a least transfer rate: Bytes in every Window.
+type Rate struct {
+	// Bytes is what must arrive in each window, 1 to 1 GiB. Default 65536 (64 KiB).
+	Bytes int64 `yaml:"bytes" validate:"min=1,max=1073741824"`
+	// Window is how long the bytes may take, 1s to 10m. Default 30s.
+	Window time.Duration `yaml:"window" validate:"min=1s,max=10m"`
+}
+
+// LocalNodes configures deploy's local nodes. Run as root, the server runs each local node's
+// instances as a user of its own (uid = gid, with no /etc/passwd entry), in a directory
+// outside the data directory, which only the server reads (0700). Not run as root, instances
+// run as the server's user and reach all it can: local nodes are then for development only.
+type LocalNodes struct {
+	// Dir holds the local nodes' directories (versions, instances, logs); every directory
+	// above it must let others pass (x). Default "": <data_dir>-nodes, beside the data dir.
+	Dir string `yaml:"dir"`
+	// FirstUID is the uid (and gid) of the first local node; the next ones get the following
+	// uids, up to FirstUID+999. Pick a range no user or service of the host uses. Default 60100.
+	FirstUID int `yaml:"first_uid" validate:"min=1000,max=2147482000"`
+}
+
+// NodesDir is where local nodes' directories are.
+func (c Config) NodesDir() string {
+	if c.LocalNodes.Dir != "" {
+		return c.LocalNodes.Dir
+	}
+	return filepath.Clean(c.DataDir) + "-nodes"
 }
 
 // DNS configures this center's dnsctl server.
@@ -97,6 +133,8 @@ func Default() Config {
 		WriteTimeout:     60 * time.Second,
 		IdleTimeout:      120 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
+		LocalNodes:       LocalNodes{FirstUID: 60100},
+		UploadMinRate:    Rate{Bytes: 64 << 10, Window: 30 * time.Second},
 	}
 }
 
@@ -183,10 +221,14 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "`format`: text or json (log_format)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body in `bytes` (max_body_bytes)")
 	fs.Int64Var(&cfg.MaxArtifactBytes, "max-artifact-bytes", cfg.MaxArtifactBytes, "largest deploy artifact upload in `bytes` (max_artifact_bytes)")
+	fs.Int64Var(&cfg.UploadMinRate.Bytes, "upload-min-bytes", cfg.UploadMinRate.Bytes, "`bytes` an artifact upload must receive in each -upload-rate-window, or 408 (upload_min_rate.bytes)")
+	fs.DurationVar(&cfg.UploadMinRate.Window, "upload-rate-window", cfg.UploadMinRate.Window, "`window` of -upload-min-bytes (upload_min_rate.window)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time to read a whole request (read_timeout)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (write_timeout)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time (idle_timeout)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get on shutdown (shutdown_timeout)")
+	fs.StringVar(&cfg.LocalNodes.Dir, "local-nodes-dir", cfg.LocalNodes.Dir, "`directory` of the local deploy nodes; empty: <data-dir>-nodes (local_nodes.dir)")
+	fs.IntVar(&cfg.LocalNodes.FirstUID, "local-nodes-first-uid", cfg.LocalNodes.FirstUID, "`uid` (and gid) of the first local node's apps, when run as root (local_nodes.first_uid)")
 	fs.StringVar(&cfg.DNS.Listen, "dns-listen", cfg.DNS.Listen, "DNS server UDP+TCP `address`; empty: no DNS server (dns.listen)")
 	fs.Var((*list)(&cfg.DNS.Forwarders), "dns-forwarders", "comma-separated upstream `resolvers` host:port (dns.forwarders)")
 	fs.Var((*list)(&cfg.DNS.Secondaries), "dns-secondaries", "comma-separated secondary DNS `servers` host:port (dns.secondaries)")

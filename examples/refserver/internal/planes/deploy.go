@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +42,8 @@ import (
 //	                       before stopping it, and undrains it once healthy (going on once the
 //	                       balancer sends it requests again).
 //	/api/v1/deploy/nodes   a node: "local" (processes on this host, in a directory the server
-//	                       chooses under its data directory) or "ssh" (a Linux host).
+//	                       chooses under NodesDir, run as the node's own user when the server
+//	                       runs as root) or "ssh" (a Linux host).
 //
 // What happens to them is served by Routes: versions (streamed upload, listed, downloaded),
 // deployments (start, follow, abort, rollback, scale, history), instances (status, start,
@@ -57,8 +60,18 @@ type Deploy struct {
 	dir string
 	max int64
 	log *slog.Logger
+	// The least rate of an upload: minBytes in every rateWindow.
+	minBytes   int64
+	rateWindow time.Duration
 
 	vars centerVars
+
+	// Local nodes: where, and whether each runs as a user of its own (the server is root).
+	nodesDir string
+	firstUID int
+	isolate  bool
+	usersMu  sync.Mutex
+	users    map[string]string // local node name → its "uid:gid"
 
 	mu    sync.Mutex
 	apps  map[string]deployApp  // deploy project/app → the resource that defines it
@@ -75,11 +88,20 @@ type deployNode struct{ id, team string }
 // DeployOptions are what the deploy plane needs from the rest of the center.
 type DeployOptions struct {
 	Store store.Store
-	// Dir holds the manager's state (state.json), the artifacts (artifacts/) and the local
-	// nodes' directories (nodes/<name>/). It is created.
+	// Dir holds the manager's state (state.json) and the artifacts (artifacts/). It is created.
 	Dir string
+	// NodesDir holds the local nodes' directories (<name>/), outside the data directory that
+	// their apps must not reach; it is created. Default: Dir/nodes.
+	NodesDir string
+	// FirstUID is the uid and gid of the first local node's apps when the server runs as
+	// root; each next node gets the next one, up to FirstUID+999. Default 60100.
+	FirstUID int
 	// MaxArtifactSize bounds an uploaded artifact. Default: 1 GiB.
 	MaxArtifactSize int64
+	// UploadMinBytes must arrive in every UploadRateWindow of an upload, or it is cut (408).
+	// Default: 64 KiB in 30s.
+	UploadMinBytes   int64
+	UploadRateWindow time.Duration
 	// Balancers backs the traffic hook; nil: deployments drain nothing.
 	Balancers  *Balancers
 	Logger     *slog.Logger
@@ -92,11 +114,27 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 	if o.MaxArtifactSize <= 0 {
 		o.MaxArtifactSize = 1 << 30
 	}
+	if o.UploadMinBytes <= 0 || o.UploadRateWindow <= 0 {
+		o.UploadMinBytes, o.UploadRateWindow = 64<<10, 30*time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Join(o.Dir, "nodes"), 0o750); err != nil {
+	if o.NodesDir == "" {
+		o.NodesDir = filepath.Join(o.Dir, "nodes")
+	}
+	if o.FirstUID == 0 {
+		o.FirstUID = 60100
+	}
+	isolate := geteuid() == 0
+	if err := os.MkdirAll(o.NodesDir, 0o711); err != nil {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
+	}
+	if isolate {
+		// The nodes' users pass through to their own directories, and list none.
+		if err := os.Chmod(o.NodesDir, 0o711); err != nil {
+			return nil, fmt.Errorf("planes: deploy: %w", err)
+		}
 	}
 	fs, err := deploy.OpenFileStore(filepath.Join(o.Dir, "state.json"))
 	if err != nil {
@@ -107,7 +145,12 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
 	}
 	p := &Deploy{st: o.Store, lb: o.Balancers, dir: o.Dir, max: o.MaxArtifactSize, log: o.Logger.With("component", "deploy"),
+		minBytes: o.UploadMinBytes, rateWindow: o.UploadRateWindow,
+		nodesDir: o.NodesDir, firstUID: o.FirstUID, isolate: isolate, users: map[string]string{},
 		apps: map[string]deployApp{}, nodes: map[string]deployNode{}}
+	if !isolate {
+		p.log.Warn("local nodes are for development only: the server does not run as root, so the apps of local nodes run as its own user and can read its data directory (other teams' secrets) and its environment")
+	}
 	opts := deploy.Options{
 		Store: fs, Artifacts: arts, MaxArtifactSize: o.MaxArtifactSize, Registerer: o.Registerer, Logger: p.log,
 		Drivers: map[string]deploy.DriverFunc{"local": p.openLocal, "ssh": ssh.Open},
@@ -121,8 +164,97 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 	return p, nil
 }
 
+// geteuid is os.Geteuid, for tests of a server not run as root.
+var geteuid = os.Geteuid
+
+// maxLocalNodes is how many uids local nodes take from FirstUID.
+const maxLocalNodes = 1000
+
 func (p *Deploy) openLocal(_ context.Context, node deploy.NodeConfig) (deploy.NodeDriver, error) {
-	return local.New(local.Options{Dir: node.Dir, Name: node.Name, Logger: p.log.With("node", node.Name)})
+	opts := local.Options{Dir: node.Dir, Name: node.Name, Logger: p.log.With("node", node.Name)}
+	if !p.isolate {
+		return local.New(opts)
+	}
+	// Held until the driver gave the directory its group: that records the uid as taken.
+	p.usersMu.Lock()
+	defer p.usersMu.Unlock()
+	uid, err := p.nodeUID(node.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("planes: local node %s: %w", node.Name, err)
+	}
+	opts.User = fmt.Sprintf("%d:%d", uid, uid)
+	d, err := local.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	p.users[node.Name] = opts.User
+	return d, nil
+}
+
+// nodeUID is the uid of a local node's apps: the group of its directory, which the local
+// driver sets, or else one past the highest of the other nodes' directories. No state is
+// kept besides the directories, so a node keeps its uid across restarts.
+func (p *Deploy) nodeUID(dir string) (int, error) {
+	taken := func(path string) (int, bool) {
+		st, err := os.Lstat(path)
+		if err != nil || !st.IsDir() {
+			return 0, false
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok || int(sys.Gid) < p.firstUID || int(sys.Gid) >= p.firstUID+maxLocalNodes {
+			return 0, false
+		}
+		return int(sys.Gid), true
+	}
+	if gid, ok := taken(dir); ok {
+		return gid, nil
+	}
+	ents, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		return 0, err
+	}
+	next := p.firstUID
+	for _, e := range ents {
+		if gid, ok := taken(filepath.Join(filepath.Dir(dir), e.Name())); ok && gid >= next {
+			next = gid + 1
+		}
+	}
+	if next >= p.firstUID+maxLocalNodes {
+		return 0, fmt.Errorf("no uid left for another local node: uids %d to %d are taken (local_nodes.first_uid)", p.firstUID, p.firstUID+maxLocalNodes-1)
+	}
+	return next, nil
+}
+
+// assignUser gives a local node its uid at once, so that its status names it before the
+// node runs anything: its directory, made now, gets the uid as its group.
+func (p *Deploy) assignUser(name, dir string) error {
+	if !p.isolate {
+		return nil
+	}
+	p.usersMu.Lock()
+	defer p.usersMu.Unlock()
+	uid, err := p.nodeUID(dir)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o750)
+	}
+	if err == nil {
+		err = os.Lchown(dir, 0, uid)
+	}
+	if err != nil {
+		return fmt.Errorf("planes: local node %s: %w", name, err)
+	}
+	p.users[name] = fmt.Sprintf("%d:%d", uid, uid)
+	return nil
+}
+
+// isolation says how a local node's apps are kept from the server, for its status.
+func (p *Deploy) isolation(node string) string {
+	if !p.isolate {
+		return "none: the server does not run as root; the apps run as its user and can read its data directory and environment (for development only)"
+	}
+	p.usersMu.Lock()
+	defer p.usersMu.Unlock()
+	return "user " + p.users[node] + ": the apps run as the node's own user, with no access to the server's data directory or environment"
 }
 
 // Close interrupts deployments in progress and stops the local nodes' instances.
@@ -464,7 +596,10 @@ func (n nodePlane) Push(ctx context.Context, r store.Resource) error {
 		return api.InvalidSpec{"name": fmt.Sprintf("node %q is already registered", cfg.Name)}
 	}
 	if cfg.Driver == "local" {
-		cfg.Dir = filepath.Join(p.dir, "nodes", cfg.Name)
+		cfg.Dir = filepath.Join(p.nodesDir, cfg.Name)
+		if err := p.assignUser(cfg.Name, cfg.Dir); err != nil {
+			return err
+		}
 	}
 	// Registering a node again opens its driver again; a local driver stops its processes
 	// then, so an unchanged node is left alone and a changed one refused while it runs any.
@@ -505,9 +640,11 @@ func (n nodePlane) Remove(ctx context.Context, r store.Resource) error {
 	return nil
 }
 
-// nodeStatus is a node as registered, with the instances on it.
+// nodeStatus is a node as registered, with the instances on it and, for a local node, how its
+// apps are isolated from the server.
 type nodeStatus struct {
 	deploy.Node
+	Isolation string           `json:"isolation,omitempty"`
 	Instances []instanceStatus `json:"instances"`
 }
 
@@ -527,7 +664,11 @@ func (n nodePlane) Status(ctx context.Context, r store.Resource) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nodeStatus{Node: node, Instances: insts}, nil
+	out := nodeStatus{Node: node, Instances: insts}
+	if node.Driver == "local" {
+		out.Isolation = n.p.isolation(node.Name)
+	}
+	return out, nil
 }
 
 // deployTraffic drains and undrains instances in the server group their app names.
@@ -644,6 +785,72 @@ func (p *Deploy) tooLarge(c *api.Call) error {
 // uploadDeadline is how long an upload may take.
 const uploadDeadline = time.Hour
 
+// uploadBody is an upload's body: it counts what arrived, for the least rate, and keeps the
+// first read error, which is the client's doing (it went away, or cut the body short).
+type uploadBody struct {
+	r       io.Reader
+	n       atomic.Int64
+	read    atomic.Bool // the whole body arrived
+	tooSlow atomic.Bool
+	mu      sync.Mutex
+	err     error
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n.Add(int64(n))
+	if errors.Is(err, io.EOF) {
+		b.read.Store(true)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *uploadBody) readErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// watch calls cut, once, when fewer than least bytes arrived in a window before the whole
+// body did; stop ends the watch and returns once it has ended.
+func (b *uploadBody) watch(least int64, window time.Duration, cut func()) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(window)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			n := b.n.Load()
+			if b.read.Load() {
+				return
+			}
+			if n-last < least {
+				b.tooSlow.Store(true)
+				cut()
+				return
+			}
+			last = n
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
 // upload stores the request's body, streamed, as a new version of the app. The sha256 the
 // uploader expects is required, in the X-Checksum-Sha256 header or the digest parameter; the
 // body is hashed on its way to the artifact store and refused, with nothing kept, when it
@@ -677,13 +884,26 @@ func (p *Deploy) upload(c *api.Call) error {
 	if c.R.ContentLength > p.max {
 		return p.tooLarge(c)
 	}
-	// The server's read timeout is for JSON requests; an artifact may take longer.
-	_ = http.NewResponseController(c.W).SetReadDeadline(time.Now().Add(uploadDeadline))
-	v, err := p.m.AddVersion(c.R.Context(), a.project, a.name, cfg, c.R.Body)
-	if errors.Is(err, deploy.ErrTooLarge) {
+	// The server's read timeout is for JSON requests; an artifact may take longer, as long
+	// as it arrives at the least rate: a read deadline of now ends the read waiting for more.
+	rc := http.NewResponseController(c.W)
+	_ = rc.SetReadDeadline(time.Now().Add(uploadDeadline))
+	body := &uploadBody{r: c.R.Body}
+	stop := body.watch(p.minBytes, p.rateWindow, func() { _ = rc.SetReadDeadline(time.Now()) })
+	v, err := p.m.AddVersion(c.R.Context(), a.project, a.name, cfg, body)
+	stop()
+	switch {
+	case errors.Is(err, deploy.ErrTooLarge):
 		return p.tooLarge(c)
-	}
-	if err != nil {
+	case err != nil && body.tooSlow.Load():
+		p.log.Info("upload too slow; cut", "app", a.name, "version", cfg.Name, "received", body.n.Load(), "least_bytes", p.minBytes, "window", p.rateWindow)
+		c.W.Header().Set("Connection", "close")
+		return api.RequestTimeout(fmt.Sprintf("the upload sent fewer than %d bytes in %v; it was cut and nothing was kept", p.minBytes, p.rateWindow))
+	case err != nil && (body.readErr() != nil || c.R.Context().Err() != nil):
+		// The client went away or cut its body short: nothing is wrong with the server.
+		p.log.Info("upload cut short by the client", "app", a.name, "version", cfg.Name, "received", body.n.Load(), "err", err)
+		return api.Invalid(map[string]string{"body": "the upload was cut short; nothing was kept"})
+	case err != nil:
 		return deployError(err)
 	}
 	if err := c.Audit("upload", "deployapp", a.res.ID, a.res.TeamID, v); err != nil {

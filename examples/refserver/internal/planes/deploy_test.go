@@ -1,9 +1,13 @@
 package planes
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +100,40 @@ func TestDeployTrafficDrainsTheServer(t *testing.T) {
 	require.NoError(t, tr.Drain(dctx, inst))
 	inst.App = "other"
 	require.NoError(t, tr.Drain(dctx, inst))
+}
+
+// Not run as root, the server cannot keep local nodes' apps from its files and environment:
+// it says so at start, with a WARN, and in each local node's status; as root, the status
+// names the node's own user.
+func TestLocalNodeIsolationIsReported(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	defer st.Close()
+	status := func(t *testing.T, euid int) (string, string) {
+		real := geteuid
+		geteuid = func() int { return euid }
+		defer func() { geteuid = real }()
+		var log bytes.Buffer
+		dir := t.TempDir()
+		require.NoError(t, os.Chmod(filepath.Dir(dir), 0o711))
+		p, err := NewDeploy(DeployOptions{Store: st, Dir: dir, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		require.NoError(t, err)
+		defer p.Close(ctx)
+		spec := json.RawMessage(`{"name": "n1", "driver": "local", "host": "127.0.0.1"}`)
+		res := store.Resource{ID: "dn_1", TeamID: "tm_1", Spec: spec, PushedSpec: spec, PushedRevision: 1}
+		require.NoError(t, nodePlane{p}.Push(ctx, res))
+		out, err := nodePlane{p}.Status(ctx, res)
+		require.NoError(t, err)
+		return out.(nodeStatus).Isolation, log.String()
+	}
+	isolation, log := status(t, 1000)
+	require.True(t, strings.HasPrefix(isolation, "none: the server does not run as root"), isolation)
+	require.Contains(t, log, "level=WARN")
+	require.Contains(t, log, "local nodes are for development only")
+	if os.Geteuid() == 0 {
+		isolation, log = status(t, 0)
+		require.True(t, strings.HasPrefix(isolation, "user 60100:60100"), isolation)
+		require.NotContains(t, log, "level=WARN")
+	}
 }

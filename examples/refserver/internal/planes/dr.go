@@ -250,11 +250,19 @@ func (p *DR) groupOp(op func(*dr.Manager, context.Context, string) error) func(c
 	}
 }
 
-// stateError makes what the group's or run's state does not allow a 409.
+// stateError makes what the group's or run's state does not allow a 409, and a failure of
+// the group's middleware (an instance that does not answer, refuses a fence or does not
+// catch up) a 502 with its cause: the drivers' errors name the instance's address, never its
+// password.
 func stateError(err error) error {
 	for _, target := range []error{dr.ErrBusy, dr.ErrState, dr.ErrLagUnknown} {
 		if errors.Is(err, target) {
 			return api.Conflict(err.Error())
+		}
+	}
+	for _, target := range []error{dr.ErrUnreachable, dr.ErrFence, dr.ErrNotCaughtUp} {
+		if errors.Is(err, target) {
+			return api.BadGateway(err.Error())
 		}
 	}
 	return drError(err)
