@@ -106,6 +106,14 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	raw = api.ok(200, "POST", "/api/v1/appsync/bindings/"+b.ID+"/push", nil, nil)
 	require.NotContains(t, string(raw), api.token)
 
+	// A sync task of the binding is deleted while it runs: its state doc goes in the
+	// delete's own transaction (the one writer would otherwise wait for itself).
+	var task struct{ ID string }
+	api.ok(201, "POST", "/api/v1/appsync/tasks", map[string]any{"spec": map[string]any{"name": "config", "kind": "config", "binding": b.ID,
+		"wait": "2s", "retry_min": "50ms", "retry_max": "500ms", "config": map[string]any{"source_ranges": []string{"10.1.0.0/16"}}}}, &task)
+	api.ok(200, "POST", "/api/v1/appsync/tasks/"+task.ID+"/push", nil, nil)
+	api.ok(204, "DELETE", "/api/v1/appsync/tasks/"+task.ID, nil, nil)
+
 	// A GET-then-PUT sends "(hidden)" back: the stored secrets stay.
 	var got struct{ Spec json.RawMessage }
 	api.ok(200, "GET", "/api/v1/dr/groups/"+g.ID, nil, &got)
