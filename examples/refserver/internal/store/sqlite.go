@@ -355,8 +355,8 @@ func (s *SQLite) sealStored(ctx context.Context, tx *sql.Tx, kind, path string) 
 	// An audit record of a resource holds it whole, its specs under "spec" and "pushed_spec".
 	hide := func(v sql.NullString) sql.NullString {
 		var m map[string]json.RawMessage
-		if !v.Valid || json.Unmarshal([]byte(v.String), &m) != nil {
-			return v
+		if !v.Valid || json.Unmarshal([]byte(v.String), &m) != nil || m["spec"] == nil {
+			return v // not a resource: an action's record
 		}
 		for _, k := range []string{"spec", "pushed_spec"} {
 			if m[k] != nil {
