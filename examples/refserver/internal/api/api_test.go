@@ -30,7 +30,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, t.TempDir())
+	st, err := store.OpenSQLite(ctx, t.TempDir(), store.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, store: st, admin: NewTokenSecret()}

@@ -47,9 +47,11 @@ type Capability struct {
 	Actions map[string]Action
 	// Parts are lists inside the spec that are edited one item at a time.
 	Parts []Part
-	// Redact, when set, hides secrets (passwords) of a spec in every answer; the store keeps
-	// them. A PUT must then send them again.
-	Redact func(spec json.RawMessage) json.RawMessage
+	// Secrets are the paths of the spec's secret fields, such as "a.password" or
+	// "items[].token" (see store.DeclareSecrets): the store seals them at rest and hides them
+	// in the audit log, answers show them as store.Hidden, and a spec sent back with
+	// store.Hidden keeps the stored secret.
+	Secrets []string
 	// AdminOnly lets only the platform admin create, change, push or delete the kind (for a
 	// team it creates them with team_id); teams read theirs. For resources that reach the
 	// server's own host, such as deploy nodes.
@@ -98,7 +100,8 @@ type Plane interface {
 	// Push applies r.Spec, replacing what runs for r.ID. A rejected spec (InvalidSpec)
 	// leaves the running one untouched.
 	Push(ctx context.Context, r store.Resource) error
-	// Remove stops whatever runs for r.ID; removing what does not run is not an error.
+	// Remove stops whatever runs for r.ID; removing what does not run is not an error. It
+	// runs inside the store's change that deletes r: store writes made with ctx join it.
 	Remove(ctx context.Context, r store.Resource) error
 	// Status reports the data plane's state of r.ID as JSON-encodable data.
 	Status(ctx context.Context, r store.Resource) (any, error)
@@ -304,13 +307,44 @@ func (cr *capabilityRoutes) list(w http.ResponseWriter, r *http.Request) error {
 
 // redact hides a resource's secrets for an answer.
 func (cr *capabilityRoutes) redact(res store.Resource) store.Resource {
-	if cr.c.Redact != nil {
-		res.Spec = cr.c.Redact(res.Spec)
+	if len(cr.c.Secrets) > 0 {
+		res.Spec = store.Redact(res.Spec, cr.c.Secrets)
 		if res.PushedSpec != nil {
-			res.PushedSpec = cr.c.Redact(res.PushedSpec)
+			res.PushedSpec = store.Redact(res.PushedSpec, cr.c.Secrets)
 		}
 	}
 	return res
+}
+
+// keepSecrets puts the stored secrets of old back where spec holds store.Hidden (a spec
+// read, redacted, and sent back), and refuses store.Hidden where old has none, as in
+// every create (old nil).
+func (cr *capabilityRoutes) keepSecrets(spec, old json.RawMessage) (json.RawMessage, error) {
+	out, missing, err := store.KeepHidden(spec, old, cr.c.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		fields := map[string]string{}
+		for _, at := range missing {
+			fields["spec."+at] = store.Hidden + " keeps a stored secret, and none is stored here: send the secret itself"
+		}
+		return nil, fieldError(fields)
+	}
+	return out, nil
+}
+
+// DeclareSecrets declares each capability's secret fields to the store, which seals what
+// it still holds of them in plain text; the server calls it before it serves.
+func (s *Server) DeclareSecrets(ctx context.Context) error {
+	for _, cr := range s.capabilities {
+		if len(cr.c.Secrets) > 0 {
+			if err := s.store.DeclareSecrets(ctx, cr.c.Kind, cr.c.Secrets); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (cr *capabilityRoutes) get(w http.ResponseWriter, r *http.Request) error {
@@ -332,7 +366,11 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 	}
 	return cr.save(w, r, http.StatusCreated, in.Spec, func(tx store.Tx, name string) (store.Resource, error) {
 		team, err := ownProject(r, tx, in.TeamID, in.ProjectID)
-		return store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: in.Spec}, err
+		if err != nil {
+			return store.Resource{}, err
+		}
+		spec, err := cr.keepSecrets(in.Spec, nil)
+		return store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: spec}, err
 	})
 }
 
@@ -346,7 +384,11 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 	}
 	return cr.save(w, r, http.StatusOK, in.Spec, func(tx store.Tx, name string) (store.Resource, error) {
 		res, err := cr.load(r, tx)
-		res.Name, res.Spec = name, in.Spec
+		if err != nil {
+			return res, err
+		}
+		res.Name = name
+		res.Spec, err = cr.keepSecrets(in.Spec, res.Spec)
 		return res, err
 	})
 }
@@ -401,13 +443,14 @@ func (cr *capabilityRoutes) remove(w http.ResponseWriter, r *http.Request) error
 }
 
 // removeInTx deletes res and removes it from the data plane inside the transaction: if that
-// fails, the resource stays, and the operator can retry.
+// fails, the resource stays, and the operator can retry. The plane's own store writes (a
+// task forgetting its state) join the transaction.
 func (cr *capabilityRoutes) removeInTx(ctx context.Context, tx store.Tx, res store.Resource) error {
 	if err := tx.DeleteResource(ctx, cr.c.Kind, res.ID); err != nil {
 		return err
 	}
 	if cr.c.Plane != nil && res.PushedRevision > 0 {
-		if err := cr.c.Plane.Remove(ctx, res); err != nil {
+		if err := cr.c.Plane.Remove(tx.Context(ctx), res); err != nil {
 			return fmt.Errorf("api: remove %s %s from the data plane: %w", cr.c.Kind, res.ID, err)
 		}
 	}

@@ -211,9 +211,12 @@ func (cr *capabilityRoutes) partEdit(p Part, e edit) func(http.ResponseWriter, *
 			if spec[p.Name], err = e(p, entries, r.PathValue("name"), body); err != nil {
 				return err
 			}
-			res.Spec, err = json.Marshal(spec)
+			edited, err := json.Marshal(spec)
 			if err != nil {
 				return fmt.Errorf("api: encode %s %s: %w", res.Kind, res.ID, err)
+			}
+			if res.Spec, err = cr.keepSecrets(edited, res.Spec); err != nil {
+				return err
 			}
 			if res.Name, err = cr.check(res.Spec); err != nil {
 				return err

@@ -94,7 +94,8 @@ func (sr *settingRoutes) put(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		var inv InvalidSpec
-		if err := sr.st.Apply(r.Context(), in); errors.As(err, &inv) {
+		// Its store writes, if any, join the change.
+		if err := sr.st.Apply(tx.Context(r.Context()), in); errors.As(err, &inv) {
 			return fieldError(inv)
 		} else if err != nil {
 			return err

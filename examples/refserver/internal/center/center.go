@@ -77,7 +77,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		o.Out = io.Discard
 	}
 	log := o.Logger.With("center", cfg.Center.Name)
-	st, err := store.OpenSQLite(ctx, cfg.DataDir)
+	// Secrets are sealed with a key from the environment, or from a key file in the data
+	// directory made at first start (see store.KeyEnv).
+	st, err := store.OpenSQLite(ctx, cfg.DataDir, store.Options{Key: os.Getenv(store.KeyEnv)})
 	if err != nil {
 		return nil, err
 	}
@@ -99,10 +101,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	balancers := planes.NewBalancers(log, reg, st, cfg.Zones)
-	// Consumer secrets are sealed with a key from the environment, or from a key file in the
-	// data directory made at first start (see planes.GatewayKeyEnv).
-	gateways, err := planes.NewGateways(planes.GatewayOptions{Store: st, Logger: log, Registerer: reg,
-		Key: os.Getenv(planes.GatewayKeyEnv), KeyFile: filepath.Join(cfg.DataDir, "gateway-secrets.key")})
+	gateways, err := planes.NewGateways(planes.GatewayOptions{Store: st, Logger: log, Registerer: reg, Sealer: st.Sealer()})
 	if err != nil {
 		ln.Close()
 		st.Close()
@@ -185,6 +184,13 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes(), appSync.Routes()),
 	})
 	appSync.Attach(a)
+	// Before anything reads a resource's secrets: what an older server stored plain is sealed.
+	if err := a.DeclareSecrets(ctx); err != nil {
+		closeAll(ctx, closers)
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
+	}
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
 	if err := a.RestorePlanes(ctx); err != nil {

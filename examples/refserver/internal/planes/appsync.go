@@ -443,20 +443,7 @@ func decodeBinding(spec json.RawMessage) (bindingSpec, error) {
 // center's. Pushing it checks both sides; tasks use pushed bindings.
 func (s *AppSync) Bindings() api.Capability {
 	return api.Capability{Kind: bindingKind, Path: "appsync/bindings", IDPrefix: "sb", Check: s.checkBinding,
-		Plane: bindingPlane{s}, Redact: redactBinding}
-}
-
-func redactBinding(spec json.RawMessage) json.RawMessage {
-	b, err := decodeBinding(spec)
-	if err != nil || b.Source.Token == "" {
-		return spec
-	}
-	b.Source.Token = ""
-	out, err := json.Marshal(b)
-	if err != nil {
-		return spec
-	}
-	return out
+		Plane: bindingPlane{s}, Secrets: []string{"source.token"}}
 }
 
 type bindingPlane struct{ s *AppSync }

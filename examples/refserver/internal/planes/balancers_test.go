@@ -25,7 +25,7 @@ func freePort(t *testing.T) int {
 // the other center's standby, and the store remembers it.
 func TestSwitchTrafficMovesRolesAndIsKept(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, t.TempDir())
+	st, err := store.OpenSQLite(ctx, t.TempDir(), store.Options{})
 	require.NoError(t, err)
 	defer st.Close()
 	p := NewBalancers(slog.New(slog.DiscardHandler), nil, st, map[string][]string{"a": {"zone-a1"}, "b": {"zone-b1"}})

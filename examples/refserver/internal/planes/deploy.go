@@ -293,9 +293,10 @@ func (p *Deploy) Apps() api.Capability {
 	return api.Capability{Kind: "deployapp", Path: "deploy/apps", IDPrefix: "da", Check: checkApp, Plane: appPlane{p}}
 }
 
-// Nodes is the node capability, the admin's; an ssh node's password is hidden in answers.
+// Nodes is the node capability, the admin's; an ssh node's password is a secret (sealed at
+// rest, hidden in answers).
 func (p *Deploy) Nodes() api.Capability {
-	return api.Capability{Kind: "deploynode", Path: "deploy/nodes", IDPrefix: "dn", Check: checkNode, Plane: nodePlane{p}, Redact: redactNode,
+	return api.Capability{Kind: "deploynode", Path: "deploy/nodes", IDPrefix: "dn", Check: checkNode, Plane: nodePlane{p}, Secrets: []string{"ssh.password"},
 		// A node runs uploaded code on a host the server reaches with its own files and
 		// keys (a local node: the server's own host), so the platform admin registers nodes
 		// for teams, and teams deploy onto theirs.
@@ -375,21 +376,6 @@ func checkNode(spec json.RawMessage) (string, error) {
 		return "", inv
 	}
 	return cfg.Name, nil
-}
-
-// redactNode hides an ssh node's password.
-func redactNode(spec json.RawMessage) json.RawMessage {
-	var m map[string]any
-	if json.Unmarshal(spec, &m) != nil {
-		return spec
-	}
-	if s, ok := m["ssh"].(map[string]any); ok && s["password"] != nil && s["password"] != "" {
-		s["password"] = "(hidden)"
-		if out, err := json.Marshal(m); err == nil {
-			return out
-		}
-	}
-	return spec
 }
 
 // deployError maps deploy's errors to the API's: field errors, 404, 409.
@@ -658,7 +644,7 @@ func (n nodePlane) Status(ctx context.Context, r store.Resource) (any, error) {
 		return nil, deployError(err)
 	}
 	if node.SSH != nil && node.SSH.Password != "" {
-		node.SSH.Password = "(hidden)"
+		node.SSH.Password = store.Hidden
 	}
 	insts, err := n.p.instances(ctx, "", "", cfg.Name)
 	if err != nil {

@@ -47,7 +47,7 @@ func TestCheckAppAndNode(t *testing.T) {
 	_, err = checkNode(json.RawMessage(`{"name":"n1","driver":"ssh","ssh":{"addr":"h:22","user":"u","password":"pw","known_hosts":"/k"}}`))
 	require.NoError(t, err)
 
-	red := string(redactNode(json.RawMessage(`{"name":"n1","driver":"ssh","ssh":{"addr":"h:22","user":"u","password":"pw","known_hosts":"/k"}}`)))
+	red := string(store.Redact(json.RawMessage(`{"name":"n1","driver":"ssh","ssh":{"addr":"h:22","user":"u","password":"pw","known_hosts":"/k"}}`), (&Deploy{}).Nodes().Secrets))
 	require.NotContains(t, red, `"pw"`)
 	require.Contains(t, red, `(hidden)`)
 }
@@ -56,7 +56,7 @@ func TestCheckAppAndNode(t *testing.T) {
 // the group the app names; other instances are left alone.
 func TestDeployTrafficDrainsTheServer(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, t.TempDir())
+	st, err := store.OpenSQLite(ctx, t.TempDir(), store.Options{})
 	require.NoError(t, err)
 	defer st.Close()
 	bal := NewBalancers(slog.New(slog.DiscardHandler), nil, st, nil)
@@ -107,7 +107,7 @@ func TestDeployTrafficDrainsTheServer(t *testing.T) {
 // names the node's own user.
 func TestLocalNodeIsolationIsReported(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, t.TempDir())
+	st, err := store.OpenSQLite(ctx, t.TempDir(), store.Options{})
 	require.NoError(t, err)
 	defer st.Close()
 	status := func(t *testing.T, euid int) (string, string) {

@@ -79,7 +79,8 @@ func (p *DR) Groups() api.Capability {
 	empty := func() any { return &struct{}{} }
 	return api.Capability{
 		Kind: "drgroup", Path: "dr/groups", IDPrefix: "dg", Check: checkGroup, Plane: groupPlane{p},
-		Redact: redactGroup,
+		// The instances' passwords: sealed at rest, hidden in answers and the audit log.
+		Secrets: []string{"a.password", "b.password"},
 		Actions: map[string]api.Action{
 			"pair":    {Input: empty, Do: p.groupOp((*dr.Manager).Pair)},
 			"reverse": {Input: empty, Do: p.groupOp((*dr.Manager).Reverse)},
@@ -129,24 +130,6 @@ func drError(err error) error {
 		return api.InvalidSpec(verr.Fields())
 	}
 	return err
-}
-
-// redactGroup hides the instances' passwords.
-func redactGroup(spec json.RawMessage) json.RawMessage {
-	var m map[string]any
-	if json.Unmarshal(spec, &m) != nil {
-		return spec
-	}
-	for _, side := range []string{"a", "b"} {
-		if inst, ok := m[side].(map[string]any); ok && inst["password"] != nil && inst["password"] != "" {
-			inst["password"] = "(hidden)"
-		}
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return spec
-	}
-	return out
 }
 
 // groupPlane adds, replaces and removes DR groups in the manager.

@@ -87,10 +87,8 @@ type GatewayOptions struct {
 	Store      store.Store
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Key is the consumer secrets key (GatewayKeyEnv), 32 bytes as hex or base64; empty
-	// reads KeyFile, made with a random key on first start.
-	Key     string
-	KeyFile string
+	// Sealer seals the consumer secrets: the store's, with the server's secrets key.
+	Sealer *store.Sealer
 	// SaveEvery is how often each gateway's statistics are saved to the store (they are
 	// also saved when the plane closes). Default 1 minute.
 	SaveEvery time.Duration
@@ -103,7 +101,7 @@ type Gateways struct {
 	st        store.Store
 	log       *slog.Logger
 	reg       prometheus.Registerer
-	seal      *sealer
+	seal      *store.Sealer
 	saveEvery time.Duration
 
 	// credMu serializes pushes and secret changes, so that a push never applies secrets older
@@ -127,15 +125,10 @@ type gatewayInstance struct {
 	lastSaved []byte
 }
 
-// NewGateways returns an empty gateway plane; it loads (or creates) the secrets key.
+// NewGateways returns an empty gateway plane.
 func NewGateways(o GatewayOptions) (*Gateways, error) {
-	key, err := loadKey(o.Key, o.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	s, err := newSealer(key)
-	if err != nil {
-		return nil, err
+	if o.Sealer == nil {
+		return nil, errors.New("planes: gateways: no sealer for the consumer secrets")
 	}
 	if o.SaveEvery <= 0 {
 		o.SaveEvery = time.Minute
@@ -143,7 +136,7 @@ func NewGateways(o GatewayOptions) (*Gateways, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gateways{st: o.Store, log: o.Logger, reg: o.Registerer, seal: s, saveEvery: o.SaveEvery,
+	return &Gateways{st: o.Store, log: o.Logger, reg: o.Registerer, seal: o.Sealer, saveEvery: o.SaveEvery,
 		running: map[string]*gatewayInstance{}}, nil
 }
 
@@ -504,11 +497,11 @@ func (p *Gateways) newSecret(c *api.Call) error {
 		return err
 	}
 	for _, s := range d.Secrets {
-		if old, err := p.seal.open(res.ID, cs.ID, s.Sealed); err == nil && old == secret {
+		if old, err := p.openSecret(res.ID, cs.ID, s.Sealed); err == nil && old == secret {
 			return api.Invalid(map[string]string{"secret": "is already one of the consumer's secrets"})
 		}
 	}
-	sealed, err := p.seal.seal(res.ID, cs.ID, secret)
+	sealed, err := p.sealSecret(res.ID, cs.ID, secret)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,38 +20,18 @@ import (
 	"github.com/shuanghuo/shuanghuo/gateway"
 )
 
-func TestGatewaySecretsKey(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "gateway-secrets.key")
-	k1, err := loadKey("", file)
-	require.NoError(t, err)
-	fi, err := os.Stat(file)
-	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	k2, err := loadKey("", file)
-	require.NoError(t, err)
-	require.Equal(t, k1, k2, "the key file is read again, not replaced")
-
-	hexKey := strings.Repeat("ab", 32)
-	k, err := loadKey(hexKey, file)
-	require.NoError(t, err)
-	require.Len(t, k, 32)
-	_, err = loadKey("too short", file)
-	require.ErrorContains(t, err, "32 bytes")
-
-	s, err := newSealer(k1)
-	require.NoError(t, err)
-	sealed, err := s.seal("gw_1", "hosp-1", "the secret")
+// Consumer secrets are bound to their gateway and consumer, and to the key.
+func TestGatewaySecretsAreBound(t *testing.T) {
+	p := newGatewayPlane(t, nil, t.TempDir())
+	sealed, err := p.sealSecret("gw_1", "hosp-1", "the secret")
 	require.NoError(t, err)
 	require.NotContains(t, sealed, "the secret")
-	got, err := s.open("gw_1", "hosp-1", sealed)
+	got, err := p.openSecret("gw_1", "hosp-1", sealed)
 	require.NoError(t, err)
 	require.Equal(t, "the secret", got)
-	// Bound to its gateway and consumer, and to the key.
-	_, err = s.open("gw_1", "hosp-2", sealed)
-	require.Error(t, err)
-	other, _ := newSealer(k)
-	_, err = other.open("gw_1", "hosp-1", sealed)
+	_, err = p.openSecret("gw_1", "hosp-2", sealed)
+	require.ErrorIs(t, err, store.ErrSealed)
+	_, err = newGatewayPlane(t, nil, t.TempDir()).openSecret("gw_1", "hosp-1", sealed)
 	require.ErrorContains(t, err, "does not open")
 }
 
@@ -159,14 +138,18 @@ func TestGatewayStatsQuery(t *testing.T) {
 
 func newGatewayPlane(t *testing.T, st store.Store, dir string) *Gateways {
 	t.Helper()
-	p, err := NewGateways(GatewayOptions{Store: st, KeyFile: filepath.Join(dir, "key"), SaveEvery: time.Hour})
+	key, err := store.LoadKey("", filepath.Join(dir, "key"))
+	require.NoError(t, err)
+	sealer, err := store.NewSealer(key)
+	require.NoError(t, err)
+	p, err := NewGateways(GatewayOptions{Store: st, Sealer: sealer, SaveEvery: time.Hour})
 	require.NoError(t, err)
 	return p
 }
 
 func setSecret(t *testing.T, p *Gateways, gw, consumer, secret string) {
 	t.Helper()
-	sealed, err := p.seal.seal(gw, consumer, secret)
+	sealed, err := p.sealSecret(gw, consumer, secret)
 	require.NoError(t, err)
 	require.NoError(t, p.putSecretDoc(context.Background(), secretDoc{Gateway: gw, Consumer: consumer,
 		Secrets: []sealedSecret{{Sealed: sealed, CreatedAt: time.Now()}}}))
@@ -196,7 +179,7 @@ func signedPost(t *testing.T, port int, key, secret string) int {
 func TestGatewayPushIsWholeAndStatsSurvive(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.OpenSQLite(ctx, dir)
+	st, err := store.OpenSQLite(ctx, dir, store.Options{})
 	require.NoError(t, err)
 	defer st.Close()
 	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}

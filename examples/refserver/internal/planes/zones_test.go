@@ -101,7 +101,7 @@ func TestChangesApplyAsOneBatch(t *testing.T) {
 }
 
 func TestDRGroupPasswordsAreHidden(t *testing.T) {
-	out := redactGroup(json.RawMessage(`{"name":"g","a":{"addr":"x:1","password":"s3cret"},"b":{"addr":"y:1"}}`))
+	out := store.Redact(json.RawMessage(`{"name":"g","a":{"addr":"x:1","password":"s3cret"},"b":{"addr":"y:1"}}`), (&DR{}).Groups().Secrets)
 	require.NotContains(t, string(out), "s3cret")
 	require.Contains(t, string(out), `"password":"(hidden)"`)
 	require.Contains(t, string(out), `"addr":"y:1"`)

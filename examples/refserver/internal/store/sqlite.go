@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,47 +92,121 @@ CREATE TABLE settings (
 	updated_at TEXT NOT NULL
 );
 `,
+	// The secret paths of each kind whose stored values are sealed (DeclareSecrets seals a
+	// path's values once, in the rows and the audit log, and records it here).
+	3: `
+CREATE TABLE sealed_fields (
+	kind      TEXT NOT NULL,
+	path      TEXT NOT NULL,
+	sealed_at TEXT NOT NULL,
+	PRIMARY KEY (kind, path)
+);
+`,
 }
 
 // SQLite is the embedded store: one database file in WAL mode with foreign keys on.
+//
+// Writes go through one connection, so they queue in Go (in the caller's context) instead
+// of meeting SQLite's lock: no SQLITE_BUSY reaches a caller however many write at once.
+// Reads use a bounded pool of query-only connections, which WAL lets read while the writer
+// writes. A connection costs descriptors and a page cache, so neither pool grows with a
+// burst of requests.
 type SQLite struct {
-	db  *sql.DB
-	now func() time.Time
+	db     *sql.DB // the writer
+	read   *sql.DB // the readers
+	sealer *Sealer
+	now    func() time.Time
 
 	mu        sync.Mutex
 	committed chan struct{} // closed and replaced at each commit of a change
+
+	smu     sync.RWMutex
+	secrets map[string][]string // declared secret paths by kind
+}
+
+// maxReaders bounds the read connections.
+const maxReaders = 8
+
+// SQLiteConns bounds the connections a SQLite store holds, each with its descriptor on the
+// database file: the readers and the one writer.
+const SQLiteConns = maxReaders + 1
+
+// Options configure OpenSQLite.
+type Options struct {
+	// Key is the secrets key (KeyEnv's value); empty uses KeyFile in the data directory.
+	Key string
 }
 
 // OpenSQLite opens (creating if needed) the database in dir and applies pending migrations.
-func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+// The data directory it creates, the database and its WAL are the server's user's only:
+// they hold every team's configuration.
+func OpenSQLite(ctx context.Context, dir string, o Options) (*SQLite, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir %q: %w", dir, err)
 	}
+	key, err := LoadKey(o.Key, filepath.Join(dir, KeyFile))
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, "refserver.db")
+	// SQLite gives the WAL and shared-memory files the database file's mode, so a database
+	// created 0600 keeps them 0600 too; one created by an older server is made so.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create %q: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Freed space is zeroed: what a row held before it was sealed does not stay in the file.
+	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
-	s := &SQLite{db: db, now: func() time.Time { return time.Now().UTC() }, committed: make(chan struct{})}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	s := &SQLite{db: db, sealer: sealer, now: func() time.Time { return time.Now().UTC() }, committed: make(chan struct{}),
+		secrets: map[string][]string{}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	q = url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "query_only(1)")
+	if s.read, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	s.read.SetMaxOpenConns(maxReaders)
+	s.read.SetMaxIdleConns(maxReaders)
+	s.read.SetConnMaxIdleTime(time.Minute)
 	return s, nil
 }
+
+// Sealer is the store's sealer, for other secrets of the server (the gateway's).
+func (s *SQLite) Sealer() *Sealer { return s.sealer }
 
 func (s *SQLite) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	current, err := s.SchemaVersion(ctx)
+	current, err := schemaVersion(ctx, s.db)
 	if err != nil {
 		return err
 	}
@@ -154,9 +229,11 @@ func (s *SQLite) migrate(ctx context.Context) error {
 }
 
 // SchemaVersion implements Store.
-func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) { return schemaVersion(ctx, s.read) }
+
+func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
 	var v sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("store: read schema version: %w", err)
 	}
 	return int(v.Int64), nil
@@ -177,7 +254,7 @@ func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // Change implements Store.
 func (s *SQLite) Change(ctx context.Context, actor Actor, fn func(Tx) error) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return fn(&sqliteTx{sqliteReader{tx}, actor, s.now()})
+		return fn(&sqliteTx{sqliteReader{tx, s}, actor, s.now()})
 	})
 	if err == nil {
 		s.mu.Lock()
@@ -186,6 +263,124 @@ func (s *SQLite) Change(ctx context.Context, actor Actor, fn func(Tx) error) err
 		s.mu.Unlock()
 	}
 	return err
+}
+
+// DeclareSecrets implements Store. A path declared for the first time has its values
+// sealed in the stored rows and made Hidden in the audit log, in one transaction; then the
+// WAL, which held the plain values, is emptied.
+func (s *SQLite) DeclareSecrets(ctx context.Context, kind string, paths []string) error {
+	s.smu.Lock()
+	s.secrets[kind] = slices.Clone(paths)
+	s.smu.Unlock()
+	sealed := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, p := range paths {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealed_fields WHERE kind = ? AND path = ?`, kind, p).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if err := s.sealStored(ctx, tx, kind, p); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO sealed_fields(kind, path, sealed_at) VALUES (?, ?, ?)`, kind, p, fmtTime(s.now())); err != nil {
+				return err
+			}
+			sealed = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: seal the secrets of %s: %w", kind, err)
+	}
+	if sealed {
+		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return fmt.Errorf("store: checkpoint after sealing the secrets of %s: %w", kind, err)
+		}
+	}
+	return nil
+}
+
+// sealStored seals the plain values at path of kind's stored specs, and hides them in the
+// audit records of kind.
+func (s *SQLite) sealStored(ctx context.Context, tx *sql.Tx, kind, path string) error {
+	type row struct {
+		id            string
+		spec, pushed  sql.NullString
+		before, after sql.NullString
+	}
+	read := func(q string, scan func(*sql.Rows, *row) error) ([]row, error) {
+		rows, err := tx.QueryContext(ctx, q, kind)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []row
+		for rows.Next() {
+			var r row
+			if err := scan(rows, &r); err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, rows.Err()
+	}
+	paths := []string{path}
+	seal := func(id string, v sql.NullString) (sql.NullString, error) {
+		if !v.Valid {
+			return v, nil
+		}
+		out, err := s.sealSpec(kind, id, json.RawMessage(v.String), paths)
+		return sql.NullString{String: string(out), Valid: true}, err
+	}
+	res, err := read(`SELECT id, spec, pushed_spec FROM resources WHERE kind = ?`, func(rs *sql.Rows, r *row) error {
+		return rs.Scan(&r.id, &r.spec, &r.pushed)
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.spec, err = seal(r.id, r.spec); err != nil {
+			return err
+		}
+		if r.pushed, err = seal(r.id, r.pushed); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE resources SET spec = ?, pushed_spec = ? WHERE kind = ? AND id = ?`, r.spec, r.pushed, kind, r.id); err != nil {
+			return err
+		}
+	}
+	// An audit record of a resource holds it whole, its specs under "spec" and "pushed_spec".
+	hide := func(v sql.NullString) sql.NullString {
+		var m map[string]json.RawMessage
+		if !v.Valid || json.Unmarshal([]byte(v.String), &m) != nil || m["spec"] == nil {
+			return v // not a resource: an action's record
+		}
+		for _, k := range []string{"spec", "pushed_spec"} {
+			if m[k] != nil {
+				m[k] = Redact(m[k], paths)
+			}
+		}
+		out, err := json.Marshal(m)
+		if err != nil {
+			return v
+		}
+		return sql.NullString{String: string(out), Valid: true}
+	}
+	recs, err := read(`SELECT id, before, after FROM audit WHERE kind = ?`, func(rs *sql.Rows, r *row) error {
+		return rs.Scan(&r.id, &r.before, &r.after)
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if _, err := tx.ExecContext(ctx, `UPDATE audit SET before = ?, after = ? WHERE id = ?`, hide(r.before), hide(r.after), r.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Committed implements Store.
@@ -197,33 +392,33 @@ func (s *SQLite) Committed() <-chan struct{} {
 
 // View implements Store.
 func (s *SQLite) View(ctx context.Context, fn func(Reader) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("store: begin read: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(sqliteReader{tx})
+	return fn(sqliteReader{tx, s})
 }
 
 // Ping implements Store.
 func (s *SQLite) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := s.read.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil
 }
 
 // Close implements Store.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error { return errors.Join(s.read.Close(), s.db.Close()) }
 
 // TokenByHash implements Store.
 func (s *SQLite) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
-	return scanToken(s.db.QueryRowContext(ctx, tokenSelect+` WHERE hash = ?`, hash))
+	return scanToken(s.read.QueryRowContext(ctx, tokenSelect+` WHERE hash = ?`, hash))
 }
 
 // TouchToken implements Store.
 func (s *SQLite) TouchToken(ctx context.Context, id string, at time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, fmtTime(at), id); err != nil {
+	if _, err := s.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, fmtTime(at), id); err != nil {
 		return fmt.Errorf("store: touch token %s: %w", id, err)
 	}
 	return nil
@@ -231,7 +426,7 @@ func (s *SQLite) TouchToken(ctx context.Context, id string, at time.Time) error 
 
 // PutDoc implements Store.
 func (s *SQLite) PutDoc(ctx context.Context, kind, id string, data json.RawMessage) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO docs(kind, id, data, updated_at) VALUES (?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO docs(kind, id, data, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT(kind, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`, kind, id, string(data), fmtTime(s.now()))
 	if err != nil {
 		return fmt.Errorf("store: write %s %s: %w", kind, id, err)
@@ -242,7 +437,7 @@ func (s *SQLite) PutDoc(ctx context.Context, kind, id string, data json.RawMessa
 // Doc implements Store.
 func (s *SQLite) Doc(ctx context.Context, kind, id string) (json.RawMessage, error) {
 	var data string
-	if err := s.db.QueryRowContext(ctx, `SELECT data FROM docs WHERE kind = ? AND id = ?`, kind, id).Scan(&data); err != nil {
+	if err := s.read.QueryRowContext(ctx, `SELECT data FROM docs WHERE kind = ? AND id = ?`, kind, id).Scan(&data); err != nil {
 		return nil, notFound(kind+" "+id, err)
 	}
 	return json.RawMessage(data), nil
@@ -250,7 +445,7 @@ func (s *SQLite) Doc(ctx context.Context, kind, id string) (json.RawMessage, err
 
 // DeleteDoc implements Store.
 func (s *SQLite) DeleteDoc(ctx context.Context, kind, id string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM docs WHERE kind = ? AND id = ?`, kind, id); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM docs WHERE kind = ? AND id = ?`, kind, id); err != nil {
 		return fmt.Errorf("store: delete %s %s: %w", kind, id, err)
 	}
 	return nil
@@ -258,7 +453,7 @@ func (s *SQLite) DeleteDoc(ctx context.Context, kind, id string) error {
 
 // Docs implements Store.
 func (s *SQLite) Docs(ctx context.Context, kind, prefix string) ([]json.RawMessage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT data FROM docs WHERE kind = ? AND substr(id, 1, ?) = ? ORDER BY id`, kind, len(prefix), prefix)
+	rows, err := s.read.QueryContext(ctx, `SELECT data FROM docs WHERE kind = ? AND substr(id, 1, ?) = ? ORDER BY id`, kind, len(prefix), prefix)
 	return scanAll(rows, err, func(row scanner) (json.RawMessage, error) {
 		var data string
 		if err := row.Scan(&data); err != nil {
@@ -349,7 +544,7 @@ func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error
 	}
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: query audit: %w", err)
 	}
@@ -381,8 +576,11 @@ func nullJSON(s sql.NullString) json.RawMessage {
 	return json.RawMessage(s.String)
 }
 
-// sqliteReader runs reads on a transaction.
-type sqliteReader struct{ tx *sql.Tx }
+// sqliteReader runs reads on a transaction; s opens the secrets of the resources read.
+type sqliteReader struct {
+	tx *sql.Tx
+	s  *SQLite
+}
 
 const (
 	teamSelect     = `SELECT id, name, description, created_at, updated_at FROM teams`
@@ -428,16 +626,21 @@ func scanToken(row scanner) (Token, error) {
 	return t, nil
 }
 
-func scanResource(row scanner) (Resource, error) {
+func (rd sqliteReader) scanResource(row scanner) (Resource, error) {
 	var r Resource
 	var spec, c, u string
 	var pushed, pushedSpec sql.NullString
 	if err := row.Scan(&r.Kind, &r.ID, &r.TeamID, &r.ProjectID, &r.Name, &spec, &r.Revision, &r.PushedRevision, &pushedSpec, &pushed, &c, &u); err != nil {
 		return Resource{}, notFound("resource", err)
 	}
-	r.Spec = json.RawMessage(spec)
+	var err error
+	if r.Spec, err = rd.s.openSpec(r.Kind, r.ID, json.RawMessage(spec)); err != nil {
+		return Resource{}, err
+	}
 	if pushedSpec.Valid {
-		r.PushedSpec = json.RawMessage(pushedSpec.String)
+		if r.PushedSpec, err = rd.s.openSpec(r.Kind, r.ID, json.RawMessage(pushedSpec.String)); err != nil {
+			return Resource{}, err
+		}
 	}
 	r.CreatedAt, r.UpdatedAt = parseTime(c), parseTime(u)
 	if pushed.Valid {
@@ -509,7 +712,7 @@ func (r sqliteReader) Tokens(ctx context.Context, teamID string) ([]Token, error
 }
 
 func (r sqliteReader) Resource(ctx context.Context, kind, id string) (Resource, error) {
-	res, err := scanResource(r.tx.QueryRowContext(ctx, resourceSelect+` WHERE kind = ? AND id = ?`, kind, id))
+	res, err := r.scanResource(r.tx.QueryRowContext(ctx, resourceSelect+` WHERE kind = ? AND id = ?`, kind, id))
 	if errors.Is(err, ErrNotFound) {
 		return res, fmt.Errorf("%s: %w", kind, ErrNotFound)
 	}
@@ -525,7 +728,7 @@ func (r sqliteReader) Resources(ctx context.Context, kind, teamID, projectID str
 		q, args = q+` AND project_id = ?`, append(args, projectID)
 	}
 	rows, err := r.tx.QueryContext(ctx, q+` ORDER BY team_id, name`, args...)
-	return scanAll(rows, err, scanResource)
+	return scanAll(rows, err, r.scanResource)
 }
 
 func (r sqliteReader) Setting(ctx context.Context, key string) (json.RawMessage, error) {
@@ -542,6 +745,23 @@ func (r sqliteReader) AdminTokenCount(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("store: count admin tokens: %w", err)
 	}
 	return n, nil
+}
+
+// txKey keys the change a context belongs to (Tx.Context).
+type txKey struct{}
+
+// Context implements Tx.
+func (t *sqliteTx) Context(ctx context.Context) context.Context {
+	return context.WithValue(ctx, txKey{}, t)
+}
+
+// exec runs a write outside Store.Change on the writer, or in the change ctx belongs to:
+// the writer is that change's, so the write would wait for it forever.
+func (s *SQLite) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if t, ok := ctx.Value(txKey{}).(*sqliteTx); ok && t.s == s {
+		return t.tx.ExecContext(ctx, q, args...)
+	}
+	return s.db.ExecContext(ctx, q, args...)
 }
 
 // sqliteTx writes and audits each change in the enclosing transaction.
@@ -706,13 +926,17 @@ func (t *sqliteTx) PutResource(ctx context.Context, v Resource) (Resource, error
 	if v.ProjectID != "" {
 		project = v.ProjectID
 	}
+	sealed, err := t.s.sealSpec(v.Kind, v.ID, v.Spec, t.s.secretPaths(v.Kind))
+	if err != nil {
+		return Resource{}, err
+	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO resources(kind, id, team_id, project_id, name, spec, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(kind, id) DO UPDATE SET name = excluded.name, spec = excluded.spec, revision = excluded.revision, updated_at = excluded.updated_at`,
-		v.Kind, v.ID, v.TeamID, project, v.Name, string(v.Spec), v.Revision, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
+		v.Kind, v.ID, v.TeamID, project, v.Name, string(sealed), v.Revision, fmtTime(v.CreatedAt), fmtTime(v.UpdatedAt))
 	if err != nil {
 		return Resource{}, constraint(v.Kind, v.ID, err)
 	}
-	return v, audited(ctx, t, v.Kind, v.ID, v.TeamID, found, old, v)
+	return v, audited(ctx, t, v.Kind, v.ID, v.TeamID, found, t.s.redacted(old), t.s.redacted(v))
 }
 
 func (t *sqliteTx) MarkPushed(ctx context.Context, kind, id string, rev int64) error {
@@ -729,7 +953,7 @@ func (t *sqliteTx) MarkPushed(ctx context.Context, kind, id string, rev int64) e
 	}
 	after := old
 	after.PushedRevision, after.PushedSpec, after.PushedAt = rev, old.Spec, &t.now
-	return t.audit(ctx, "push", kind, id, old.TeamID, old, after)
+	return t.audit(ctx, "push", kind, id, old.TeamID, t.s.redacted(old), t.s.redacted(after))
 }
 
 func (t *sqliteTx) DeleteResource(ctx context.Context, kind, id string) error {
@@ -740,7 +964,7 @@ func (t *sqliteTx) DeleteResource(ctx context.Context, kind, id string) error {
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM resources WHERE kind = ? AND id = ?`, kind, id); err != nil {
 		return constraint(kind, id, err)
 	}
-	return t.audit(ctx, "delete", kind, id, old.TeamID, old, nil)
+	return t.audit(ctx, "delete", kind, id, old.TeamID, t.s.redacted(old), nil)
 }
 
 func (t *sqliteTx) PutSetting(ctx context.Context, key string, value json.RawMessage) error {

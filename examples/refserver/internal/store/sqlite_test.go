@@ -10,7 +10,7 @@ import (
 
 func open(t *testing.T, dir string) *SQLite {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), dir)
+	s, err := OpenSQLite(context.Background(), dir, Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -45,7 +45,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	_, err := s.db.ExecContext(ctx, "INSERT INTO schema_migrations(version, applied_at) VALUES (999, 'x')")
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	_, err = OpenSQLite(ctx, dir)
+	_, err = OpenSQLite(ctx, dir, Options{})
 	require.ErrorContains(t, err, "newer than this binary")
 }
 

@@ -143,7 +143,14 @@ type Actor struct {
 // concurrent use.
 type Store interface {
 	// Change runs fn in one write transaction; the audit records fn adds commit with it.
+	// Changes are serialized: within fn, the Store's other writes (PutDoc, DeleteDoc,
+	// TouchToken) must be given the context Tx.Context makes, which joins them to the
+	// change; otherwise they would wait for it.
 	Change(ctx context.Context, actor Actor, fn func(Tx) error) error
+	// DeclareSecrets names the secret fields of kind's specs (paths such as "a.password",
+	// "items[].token"): they are sealed at rest, opened for readers, and Hidden in the audit
+	// log. Values stored before a path was declared are sealed then.
+	DeclareSecrets(ctx context.Context, kind string, paths []string) error
 	// View runs fn in a read transaction.
 	View(ctx context.Context, fn func(Reader) error) error
 	// Audit lists audit records.
@@ -198,6 +205,9 @@ type Reader interface {
 // Tx changes state. Each Put/Delete records an audit entry with the resource before and after.
 type Tx interface {
 	Reader
+	// Context returns ctx carrying this change: the Store's writes made with it are part of
+	// the change (committed or rolled back with it).
+	Context(ctx context.Context) context.Context
 	PutTeam(ctx context.Context, t Team) (Team, error)
 	DeleteTeam(ctx context.Context, id string) error
 	PutProject(ctx context.Context, p Project) (Project, error)
