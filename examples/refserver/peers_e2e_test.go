@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
+)
+
+// recorder is an HTTP server that counts the requests it gets and keeps the last
+// Authorization header.
+type recorder struct {
+	*httptest.Server
+	hits atomic.Int32
+	auth atomic.Value
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.hits.Add(1)
+		r.auth.Store(req.Header.Get("Authorization"))
+		io.WriteString(w, `{"id":"x","name":"核心经办"}`)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// pushBinding creates a project binding of B's project to source and pushes it, answering
+// the push's status and body.
+func pushBinding(t *testing.T, bAPI rest, bProj string, source map[string]any) (int, string) {
+	var res struct{ ID string }
+	status, raw := bAPI.do("POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
+		"name": "hxjb", "kind": "project", "target": bProj, "source": source}})
+	if status != 201 {
+		return status, string(raw)
+	}
+	require.NoError(t, json.Unmarshal(raw, &res))
+	status, raw = bAPI.do("POST", "/api/v1/appsync/bindings/"+res.ID+"/push", nil)
+	bAPI.ok(204, "DELETE", "/api/v1/appsync/bindings/"+res.ID, nil, nil)
+	return status, string(raw)
+}
+
+// A team cannot make the server fetch a URL of its choosing: a loopback port of the
+// team's choice is never asked, and a binding names one of the peers the admin configured.
+func TestBindingCannotFetchArbitraryURL(t *testing.T) {
+	peer := newRecorder(t)
+	b := startSyncCenter(t, "b", newSyncKey(t), 1<<20, config.Peer{Name: "a", URL: peer.URL})
+	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	target := newRecorder(t)
+	status, body := pushBinding(t, bAPI, bProj, map[string]any{"url": target.URL, "id": "pj_x", "token": "shk_secret"})
+	require.Zero(t, target.hits.Load(), "the server fetched the team's URL")
+	require.Equal(t, 400, status, body)
+	status, body = pushBinding(t, bAPI, bProj, map[string]any{"peer": "elsewhere", "id": "pj_x", "token": "shk_secret"})
+	require.Equal(t, 400, status, body)
+	require.Contains(t, body, `"spec.source.peer":"must be one of the configured peers: a"`)
+	require.Zero(t, target.hits.Load()+peer.hits.Load())
+	status, body = pushBinding(t, bAPI, bProj, map[string]any{"peer": "a", "id": "pj_x", "token": "shk_secret"})
+	require.Equal(t, 200, status, body)
+	require.Equal(t, int32(1), peer.hits.Load())
+	require.Equal(t, "Bearer shk_secret", peer.auth.Load())
+}
+
+// A peer that redirects elsewhere is not followed, with or without the token; the team is
+// told the status.
+func TestBindingDoesNotFollowRedirects(t *testing.T) {
+	elsewhere := newRecorder(t)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer redirector.Close()
+	b := startSyncCenter(t, "b", newSyncKey(t), 1<<20, config.Peer{Name: "a", URL: redirector.URL})
+	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	status, body := pushBinding(t, bAPI, bProj, map[string]any{"peer": "a", "id": "pj_x", "token": "shk_secret"})
+	require.Zero(t, elsewhere.hits.Load(), "the redirect was followed, Authorization %q", elsewhere.auth.Load())
+	require.Equal(t, 400, status, body)
+	require.Contains(t, body, `"spec.source":"peer a: answered 302"`)
+}
+
+// A closed port and an open port that speaks no HTTP look the same to the team.
+func TestBindingErrorsDoNotTellPortsApart(t *testing.T) {
+	closed := "127.0.0.1:" + strconv.Itoa(freeTCP(t, "127.0.0.1"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.6\r\n")
+			c.Close()
+		}
+	}()
+	b := startSyncCenter(t, "b", newSyncKey(t), 1<<20,
+		config.Peer{Name: "closed", URL: "http://" + closed}, config.Peer{Name: "ssh", URL: "http://" + ln.Addr().String()})
+	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	requestID := regexp.MustCompile(`"request_id":"[0-9a-f]+"`)
+	answer := func(peer string) (int, string) {
+		status, body := pushBinding(t, bAPI, bProj, map[string]any{"peer": peer, "id": "pj_x", "token": "shk_secret"})
+		return status, strings.ReplaceAll(requestID.ReplaceAllString(body, ""), peer, "PEER")
+	}
+	statusClosed, closedBody := answer("closed")
+	statusOpen, openBody := answer("ssh")
+	require.Equal(t, 400, statusClosed, closedBody)
+	require.Equal(t, statusClosed, statusOpen)
+	require.Equal(t, closedBody, openBody)
+	require.Contains(t, closedBody, `"spec.source":"peer PEER: unreachable"`)
+}
