@@ -118,3 +118,31 @@ func TestBindingErrorsDoNotTellPortsApart(t *testing.T) {
 	require.Equal(t, closedBody, openBody)
 	require.Contains(t, closedBody, `"spec.source":"peer PEER: unreachable"`)
 }
+
+// A source bound by one team's binding is refused to another's without naming the first,
+// and only to a team whose token the peer accepts for it.
+func TestBindingConflictAcrossTeams(t *testing.T) {
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer shk_secret" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, `{"id":"pj_x","name":"核心经办"}`)
+	}))
+	defer peer.Close()
+	b := startSyncCenter(t, "b", newSyncKey(t), 1<<20, config.Peer{Name: "a", URL: peer.URL})
+	_, proj1, api1 := b.tenant("医保开发团队", "核心经办")
+	_, proj2, api2 := b.tenant("other-team", "公共服务")
+	source := map[string]any{"peer": "a", "id": "pj_x", "token": "shk_secret"}
+	var first struct{ ID string }
+	api1.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
+		"name": "hxjb", "kind": "project", "target": proj1, "source": source}}, &first)
+	api1.ok(200, "POST", "/api/v1/appsync/bindings/"+first.ID+"/push", nil, nil)
+	status, body := pushBinding(t, api2, proj2, source)
+	require.Equal(t, 400, status, body)
+	require.Contains(t, body, `"spec.source.id":"is bound already"`)
+	require.NotContains(t, body, first.ID, "team 2 is told team 1's binding")
+	status, body = pushBinding(t, api2, proj2, map[string]any{"peer": "a", "id": "pj_x", "token": "shk_guess"})
+	require.Equal(t, 400, status, body)
+	require.Contains(t, body, `"spec.source":"peer a has no projects/pj_x that the token may see"`, "a team without authority over the source learns nothing of its bindings")
+}

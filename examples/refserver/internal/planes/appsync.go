@@ -485,7 +485,9 @@ func redactBinding(spec json.RawMessage) json.RawMessage {
 type bindingPlane struct{ s *AppSync }
 
 // Push checks the binding: this side is the binding's team's, the other side exists and
-// its token has authority over it, and neither side is bound already.
+// its token has authority over it, and neither side is bound already. A source is bound
+// once in this center, by any team; whether another team bound it is said only to a
+// caller whose token the peer accepts for it, and never which binding did.
 func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 	s := p.s
 	b, err := decodeBinding(r.Spec)
@@ -493,6 +495,7 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 		return err
 	}
 	inv := api.InvalidSpec{}
+	var sourceBound string
 	err = s.st.View(ctx, func(tx store.Reader) error {
 		switch b.Kind {
 		case appsync.BindingProject:
@@ -513,11 +516,15 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 			if o.ID == r.ID || o.PushedRevision == 0 || derr != nil {
 				continue
 			}
+			by := "is bound already"
+			if o.TeamID == r.TeamID {
+				by += ", by binding " + o.ID
+			}
 			if ob.Kind == b.Kind && ob.Target == b.Target {
-				inv["target"] = fmt.Sprintf("is bound already, by binding %s", o.ID)
+				inv["target"] = by
 			}
 			if ob.Kind == b.Kind && ob.Source.ID == b.Source.ID && ob.Source.Peer == b.Source.Peer {
-				inv["source.id"] = fmt.Sprintf("is bound already, by binding %s", o.ID)
+				sourceBound = by
 			}
 		}
 		return err
@@ -538,6 +545,9 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 			return inv
 		}
 		return api.InvalidSpec{"source": err.Error()}
+	}
+	if sourceBound != "" {
+		return api.InvalidSpec{"source.id": sourceBound}
 	}
 	s.mu.Lock()
 	s.bindings[r.ID] = &binding{id: r.ID, team: r.TeamID, spec: b}
