@@ -119,6 +119,21 @@ func TestBindingErrorsDoNotTellPortsApart(t *testing.T) {
 	require.Contains(t, closedBody, `"spec.source":"peer PEER: unreachable"`)
 }
 
+// Two teams may both name a DR group "orders"; whatever B is told, it names nothing of A's.
+func TestDRGroupNamesAcrossTeams(t *testing.T) {
+	c := startSyncCenter(t, "a", newSyncKey(t), 1<<20)
+	_, _, aAPI := c.tenant("医保开发团队", "核心经办")
+	_, _, bAPI := c.tenant("other-team", "公共服务")
+	group := map[string]any{"name": "orders", "kind": "redis", "a": map[string]any{"addr": "127.0.0.1:1"}, "b": map[string]any{"addr": "127.0.0.1:2"}}
+	var ga, gb struct{ ID string }
+	aAPI.ok(201, "POST", "/api/v1/dr/groups", map[string]any{"spec": group}, &ga)
+	aAPI.ok(200, "POST", "/api/v1/dr/groups/"+ga.ID+"/push", nil, nil)
+	bAPI.ok(201, "POST", "/api/v1/dr/groups", map[string]any{"spec": group}, &gb)
+	status, raw := bAPI.do("POST", "/api/v1/dr/groups/"+gb.ID+"/push", nil)
+	require.NotContains(t, string(raw), ga.ID, "B is told A's group's ID")
+	require.Equal(t, 200, status, "DR group names are per team: %s", raw)
+}
+
 // A source bound by one team's binding is refused to another's without naming the first,
 // and only to a team whose token the peer accepts for it.
 func TestBindingConflictAcrossTeams(t *testing.T) {

@@ -126,7 +126,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	if len(cfg.Zones) > 0 {
 		drOpts.Traffic = balancers
 	}
-	drPlane, err := planes.NewDR(drOpts)
+	drPlane, err := planes.NewDR(ctx, drOpts)
 	if err != nil {
 		closeAll(ctx, closers)
 		ln.Close()
