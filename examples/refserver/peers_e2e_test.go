@@ -132,6 +132,14 @@ func TestDRGroupNamesAcrossTeams(t *testing.T) {
 	status, raw := bAPI.do("POST", "/api/v1/dr/groups/"+gb.ID+"/push", nil)
 	require.NotContains(t, string(raw), ga.ID, "B is told A's group's ID")
 	require.Equal(t, 200, status, "DR group names are per team: %s", raw)
+
+	// B's plan naming "orders" acts on B's group (refused, as it is not paired).
+	var plan struct{ ID string }
+	bAPI.ok(201, "POST", "/api/v1/dr/plans", map[string]any{"spec": map[string]any{"name": "drill", "groups": []string{"orders"},
+		"steps": []any{map[string]any{"kind": "precheck"}}}}, &plan)
+	raw = bAPI.ok(409, "POST", "/api/v1/dr/plans/"+plan.ID+"/drill", nil, nil)
+	require.Contains(t, string(raw), gb.ID)
+	require.NotContains(t, string(raw), ga.ID)
 }
 
 // A source bound by one team's binding is refused to another's without naming the first,
