@@ -169,3 +169,28 @@ func TestBindingConflictAcrossTeams(t *testing.T) {
 	require.Equal(t, 400, status, body)
 	require.Contains(t, body, `"spec.source":"peer a has no projects/pj_x that the token may see"`, "a team without authority over the source learns nothing of its bindings")
 }
+
+// A binding whose peer the admin removed reaches nothing, and says why.
+func TestBindingPeerRemoved(t *testing.T) {
+	peer := newRecorder(t)
+	b := startSyncCenter(t, "b", newSyncKey(t), 1<<20, config.Peer{Name: "a", URL: peer.URL})
+	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	var bnd struct{ ID string }
+	bAPI.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
+		"name": "hxjb", "kind": "project", "target": bProj, "source": map[string]any{"peer": "a", "id": "pj_x", "token": "shk_secret"}}}, &bnd)
+	bAPI.ok(200, "POST", "/api/v1/appsync/bindings/"+bnd.ID+"/push", nil, nil)
+	b.stop()
+	b.peers = nil
+	b.start()
+	hits := peer.hits.Load()
+	var st struct {
+		SourceError string `json:"source_error"`
+	}
+	bAPI.ok(200, "GET", "/api/v1/appsync/bindings/"+bnd.ID+"/status", nil, &st)
+	require.Equal(t, `peer "a": no peer center is configured here: the admin lists the other centers under peers in the server's configuration`, st.SourceError)
+	var task struct{ ID string }
+	bAPI.ok(201, "POST", "/api/v1/appsync/tasks", map[string]any{"spec": map[string]any{"name": "config", "binding": bnd.ID, "kind": "config"}}, &task)
+	raw := bAPI.ok(400, "POST", "/api/v1/appsync/tasks/"+task.ID+"/push", nil, nil)
+	require.Contains(t, string(raw), `"spec.binding":"peer \"a\": no peer center is configured here`)
+	require.Equal(t, hits, peer.hits.Load())
+}

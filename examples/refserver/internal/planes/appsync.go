@@ -451,7 +451,7 @@ func (s *AppSync) unknownPeer() string {
 func (s *AppSync) peerURL(src bindingSource) (string, error) {
 	u, ok := s.peers[src.Peer]
 	if !ok {
-		return "", api.InvalidSpec{"source.peer": s.unknownPeer()}
+		return "", fmt.Errorf("peer %q: %s", src.Peer, s.unknownPeer())
 	}
 	return strings.TrimSuffix(u, "/"), nil
 }
@@ -540,10 +540,6 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 		path = "/api/v1/teams/" + url.PathEscape(b.Source.ID)
 	}
 	if _, err := s.remote(ctx, b.Source, path); err != nil {
-		var inv api.InvalidSpec
-		if errors.As(err, &inv) {
-			return inv
-		}
 		return api.InvalidSpec{"source": err.Error()}
 	}
 	if sourceBound != "" {
@@ -840,7 +836,7 @@ func (p taskPlane) Push(ctx context.Context, r store.Resource) error {
 	}
 	base, err := s.peerURL(b.spec.Source)
 	if err != nil {
-		return api.InvalidSpec{"binding": fmt.Sprintf("names peer %q: %s", b.spec.Source.Peer, s.unknownPeer())}
+		return api.InvalidSpec{"binding": err.Error()}
 	}
 	src, err := appsync.NewHTTPSource(appsync.HTTPSourceOptions{
 		URL:   fmt.Sprintf("%s/api/v1/appsync/feeds/%s/%s/%s/", base, scope, url.PathEscape(b.spec.Source.ID), kind),
