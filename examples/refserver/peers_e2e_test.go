@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -193,4 +194,26 @@ func TestBindingPeerRemoved(t *testing.T) {
 	raw := bAPI.ok(400, "POST", "/api/v1/appsync/tasks/"+task.ID+"/push", nil, nil)
 	require.Contains(t, string(raw), `"spec.binding":"peer \"a\": no peer center is configured here`)
 	require.Equal(t, hits, peer.hits.Load())
+}
+
+// A task whose peer stops answering says so in its status, not how the connection failed.
+func TestTaskErrorsDoNotTellHowThePeerFailed(t *testing.T) {
+	peer := newRecorder(t)
+	b := startSyncCenter(t, "b", newSyncKey(t), 1<<20, config.Peer{Name: "a", URL: peer.URL})
+	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	var bnd, task struct{ ID string }
+	bAPI.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
+		"name": "hxjb", "kind": "project", "target": bProj, "source": map[string]any{"peer": "a", "id": "pj_x", "token": "shk_secret"}}}, &bnd)
+	bAPI.ok(200, "POST", "/api/v1/appsync/bindings/"+bnd.ID+"/push", nil, nil)
+	peer.Close()
+	bAPI.ok(201, "POST", "/api/v1/appsync/tasks", map[string]any{"spec": map[string]any{
+		"name": "config", "binding": bnd.ID, "kind": "config", "wait": "1s", "retry_min": "50ms", "retry_max": "200ms"}}, &task)
+	bAPI.ok(200, "POST", "/api/v1/appsync/tasks/"+task.ID+"/push", nil, nil)
+	var st syncStatus
+	require.Eventually(t, func() bool {
+		st = taskStatus(bAPI, task.ID)
+		return st.LastError != ""
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NotContains(t, st.LastError, "refused")
+	require.Contains(t, st.LastError, "peer a: unreachable")
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -576,7 +577,7 @@ func (s *AppSync) remote(ctx context.Context, src bindingSource, path string) (s
 	req.Header.Set("Authorization", "Bearer "+src.Token)
 	unreachable := func(err error) error {
 		s.log.Warn("peer unreachable", "peer", src.Peer, "path", path, "err", err)
-		return fmt.Errorf("peer %s: unreachable", src.Peer)
+		return unreachableError{peer: src.Peer, err: err}
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -850,7 +851,61 @@ func (p taskPlane) Push(ctx context.Context, r store.Resource) error {
 	if err := s.engine.Stop(r.ID); err != nil && !errors.Is(err, appsync.ErrNotFound) {
 		return err
 	}
-	return syncError(s.engine.Start(ctx, cfg, appsync.TaskOptions{Source: src, ProjectMap: s.projectMap(b)}))
+	return syncError(s.engine.Start(ctx, cfg, appsync.TaskOptions{Source: peerSource{src, b.spec.Source.Peer, s.log}, ProjectMap: s.projectMap(b)}))
+}
+
+// peerSource is a binding's feed, whose errors the team reads in its tasks' status: a
+// connection to the peer that failed says only that, as the binding check does (refused,
+// reset or timed out would map the peer's host); the cause is logged.
+type peerSource struct {
+	*appsync.HTTPSource
+	peer string
+	log  *slog.Logger
+}
+
+func (p peerSource) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (appsync.Page, error) {
+	page, err := p.HTTPSource.Changes(ctx, after, limit, wait)
+	return page, p.hide(err)
+}
+
+func (p peerSource) Artifact(ctx context.Context, project, app, version string) (io.ReadCloser, error) {
+	rc, err := p.HTTPSource.Artifact(ctx, project, app, version)
+	if err != nil {
+		return nil, p.hide(err)
+	}
+	return peerBody{rc, p}, nil
+}
+
+// hide gives a connection's failure the text "peer a: unreachable", still wrapping it for
+// errors.Is; a canceled request (the task stopped) keeps its own. The cause is logged at
+// debug: the task warns of each failed attempt, with this text.
+func (p peerSource) hide(err error) error {
+	var uerr *url.Error
+	var nerr *net.OpError
+	if err == nil || errors.Is(err, context.Canceled) || !(errors.As(err, &uerr) || errors.As(err, &nerr)) {
+		return err
+	}
+	p.log.Debug("peer unreachable", "peer", p.peer, "err", err)
+	return unreachableError{peer: p.peer, err: err}
+}
+
+type unreachableError struct {
+	peer string
+	err  error
+}
+
+func (e unreachableError) Error() string { return "peer " + e.peer + ": unreachable" }
+func (e unreachableError) Unwrap() error { return e.err }
+
+// peerBody is an artifact download, whose connection's failure is hidden the same way.
+type peerBody struct {
+	io.ReadCloser
+	p peerSource
+}
+
+func (b peerBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	return n, b.p.hide(err)
 }
 
 // Remove stops the task and forgets its state.
