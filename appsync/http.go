@@ -178,9 +178,9 @@ type HTTPSourceOptions struct {
 	// Key is the key the two centers share; every change received is
 	// verified with it.
 	Key []byte
-	// Client sends the requests. Default: a client with dial, TLS and
-	// idle-connection timeouts and no overall timeout (artifacts stream
-	// for as long as they need); each request is bounded as below.
+	// Client sends the requests. Default: NewClient's, which follows no
+	// redirect; a client given should not either, as each request
+	// carries Token. Each request is bounded as below.
 	Client *http.Client
 	// HeaderTimeout bounds the wait for a response's headers, beyond the
 	// long-poll wait of Changes. Default: 30s.
@@ -201,17 +201,29 @@ type HTTPSource struct {
 	opts HTTPSourceOptions
 }
 
-var defaultClient = sync.OnceValue(func() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		ForceAttemptHTTP2:     true,
-	}}
-})
+var defaultClient = sync.OnceValue(NewClient)
+
+// NewClient returns a client for requests to the other center, the default of an
+// HTTPSource: dial, TLS and idle-connection timeouts, no overall timeout (bound each
+// request with its context: artifacts stream for as long as they need), and no redirect
+// followed. A redirect is answered as the response itself, a 3xx that callers treat as an
+// error: following it would send the request, and its token, wherever the other center's
+// answer (or whoever took its address) points, and Go keeps the Authorization header on a
+// redirect to another port of the same host.
+func NewClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   4,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
 
 // NewHTTPSource returns an HTTPSource for the feed at opts.URL.
 func NewHTTPSource(opts HTTPSourceOptions) (*HTTPSource, error) {

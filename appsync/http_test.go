@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,5 +280,34 @@ func TestHTTPSourceRejectsForged(t *testing.T) {
 		if _, ok := r.sink.Config("hx-b", app); ok {
 			t.Fatalf("app %s was applied", app)
 		}
+	}
+}
+
+// A feed that redirects elsewhere is not followed: the token goes to the feed's own
+// address only, and the redirect is an error naming its status.
+func TestHTTPSourceFollowsNoRedirect(t *testing.T) {
+	var hits, withToken atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			withToken.Add(1)
+		}
+		http.NotFound(w, r)
+	}))
+	defer elsewhere.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	defer redirector.Close()
+	src := httpSource(t, redirector.URL+"/feed", "s3cret")
+	_, err := src.Changes(context.Background(), 0, 10, 0)
+	if hits.Load() != 0 {
+		t.Fatalf("the redirect was followed: %d requests elsewhere, %d with the token", hits.Load(), withToken.Load())
+	}
+	if err == nil || !strings.Contains(err.Error(), "302") {
+		t.Fatalf("a redirect is an error naming its status, got %v", err)
+	}
+	if _, err := src.Artifact(context.Background(), "hx", "app", "v1"); err == nil || hits.Load() != 0 {
+		t.Fatalf("artifact through a redirect: %v, %d requests elsewhere", err, hits.Load())
 	}
 }

@@ -64,7 +64,6 @@ type Manager struct {
 	busy     map[string]string   // app key -> what holds it
 	rollouts map[string]*rollout // running deployments by ID
 	events   chan struct{}       // closed and replaced when an event is appended
-	seq      int64               // last deployment ID number
 }
 
 // New returns a Manager. It opens no node driver (each is opened on first
@@ -108,9 +107,6 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("deploy: read deployments: %w", err)
 	}
 	for _, d := range deps {
-		if n, err := strconv.ParseInt(strings.TrimPrefix(d.ID, "d"), 10, 64); err == nil && n > m.seq {
-			m.seq = n
-		}
 		if d.State == DeploymentRunning {
 			d.State = DeploymentInterrupted
 			d.Error = "the manager stopped while the deployment ran; its instances may run either version"

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -376,8 +377,9 @@ func TestEventFeedAcrossStoreRestarts(t *testing.T) {
 		got <- evs
 	}()
 	// The drivers of the new manager know nothing: v3 starts every instance.
-	if d := f2.run(f2.m.Deploy(ctx, deploy.DeployRequest{Project: "yb", App: "settle", Version: "v3"})); d.State != deploy.DeploymentSucceeded {
-		t.Fatalf("v3: %s %s", d.State, d.Error)
+	d3 := f2.run(f2.m.Deploy(ctx, deploy.DeployRequest{Project: "yb", App: "settle", Version: "v3"}))
+	if d3.State != deploy.DeploymentSucceeded {
+		t.Fatalf("v3: %s %s", d3.State, d3.Error)
 	}
 	select {
 	case evs := <-got:
@@ -388,7 +390,7 @@ func TestEventFeedAcrossStoreRestarts(t *testing.T) {
 		t.Fatal("WaitEvents did not return")
 	}
 	hist, _ := f2.m.History(ctx, "yb", "settle")
-	if len(hist) != 3 || hist[2].ID != "d3" {
+	if len(hist) != 3 || hist[2].ID != d3.ID || hist[0].Version != "v1" {
 		t.Errorf("history across restarts: %+v", hist)
 	}
 }
@@ -403,8 +405,8 @@ func TestInterruptedDeploymentMarked(t *testing.T) {
 	}
 	f.setup("v1")
 	d = f.run(f.m.Deploy(t.Context(), deploy.DeployRequest{Project: "yb", App: "settle", Version: "v1", Nodes: []string{"n1"}}))
-	if d.ID != "d8" {
-		t.Errorf("new deployment ID %s, want d8 after d7", d.ID)
+	if hist, err := f.m.History(t.Context(), "yb", "settle"); err != nil || len(hist) != 2 || hist[0].ID != "d7" || hist[1].ID != d.ID {
+		t.Errorf("history %+v, %v: want d7, then the new deployment %s", hist, err, d.ID)
 	}
 }
 
@@ -466,4 +468,34 @@ func TestTwoManagersOneProcess(t *testing.T) {
 
 func TestFakeDriverConformance(t *testing.T) {
 	deploytest.TestDriver(t, func(t *testing.T) deploy.NodeDriver { return deploytest.NewDriver("n1") }, []byte("fake executable"))
+}
+
+// Deployment IDs tell nothing of other deployments (every team's share one sequence):
+// random, unique, and the history stays in the order the deployments started.
+func TestDeploymentIDsAreOpaque(t *testing.T) {
+	f := newFixture(t, nil)
+	f.setup("v1", "v2", "v3")
+	ctx := t.Context()
+	var ids []string
+	for _, v := range []string{"v1", "v2", "v3", "v1"} {
+		d := f.run(f.m.Deploy(ctx, deploy.DeployRequest{Project: "yb", App: "settle", Version: v, Nodes: []string{"n1"}}))
+		ids = append(ids, d.ID)
+	}
+	opaque := regexp.MustCompile(`^d_[a-z2-7]{13}$`)
+	seen := map[string]bool{}
+	for i, id := range ids {
+		if !opaque.MatchString(id) || seen[id] {
+			t.Fatalf("deployment %d has ID %q: want a unique random d_ and 13 base32 letters (all: %v)", i, id, ids)
+		}
+		seen[id] = true
+	}
+	hist, err := f.m.History(ctx, "yb", "settle")
+	if err != nil || len(hist) != len(ids) {
+		t.Fatalf("history: %+v, %v", hist, err)
+	}
+	for i, d := range hist {
+		if d.ID != ids[i] {
+			t.Fatalf("history %d is %s, want %s, in the order started", i, d.ID, ids[i])
+		}
+	}
 }

@@ -139,6 +139,7 @@ const (
 // Deployment is the record of one deployment: a version onto a set of nodes.
 // It is saved to the Store at each step, so its history is complete.
 type Deployment struct {
+	// ID is random, such as "d_k3x9m2..."; deployments are ordered by Started.
 	ID       string          `json:"id"`
 	Project  string          `json:"project"`
 	App      string          `json:"app"`

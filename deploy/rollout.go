@@ -2,10 +2,11 @@ package deploy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -223,10 +224,7 @@ func (m *Manager) begin(ctx context.Context, typ DeploymentType, a *App, v *Vers
 			size = max(len(nodes), 1)
 		}
 	}
-	m.mu.Lock()
-	m.seq++
-	id := "d" + strconv.FormatInt(m.seq, 10)
-	m.mu.Unlock()
+	id := newDeploymentID()
 	if err := m.hold(a.Project, a.Name, "deployment "+id); err != nil {
 		return Deployment{}, err
 	}
@@ -560,4 +558,16 @@ func (r *rollout) released() error {
 		Time: time.Now().UTC(), Project: d.Project, App: d.App, Version: d.Version, Digest: r.version.Digest,
 		Nodes: slices.Clone(d.Nodes), Deployment: d.ID, Type: d.Type,
 	})
+}
+
+// idEncoding writes deployment IDs in lower case, without padding.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newDeploymentID returns a random deployment ID such as "d_k3x9...": a control plane
+// shows deployments to several tenants, and a sequence would tell each how many the others
+// ran and which IDs to try. Order is by Started, never by ID.
+func newDeploymentID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "d_" + idEncoding.EncodeToString(b[:])
 }

@@ -30,11 +30,13 @@ type syncCenter struct {
 	maxArtifacts int64
 	// with changes the configuration at each start.
 	with func(*config.Config)
+	// peers are the other centers bindings may name.
+	peers []config.Peer
 }
 
-func startSyncCenter(t *testing.T, name, key string, maxArtifacts int64) *syncCenter {
+func startSyncCenter(t *testing.T, name, key string, maxArtifacts int64, peers ...config.Peer) *syncCenter {
 	sc := &syncCenter{t: t, name: name, dir: t.TempDir(), admin: "shk_e2esync" + name + "0123456789abcdef", key: key,
-		addr: fmt.Sprintf("127.0.0.1:%d", freeTCP(t, "127.0.0.1")), maxArtifacts: maxArtifacts}
+		addr: fmt.Sprintf("127.0.0.1:%d", freeTCP(t, "127.0.0.1")), maxArtifacts: maxArtifacts, peers: peers}
 	sc.start()
 	t.Cleanup(sc.stop)
 	return sc
@@ -44,13 +46,16 @@ func (sc *syncCenter) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sc.cancel = cancel
 	sc.c, sc.done = openCenter(sc.t, ctx, sc.dir, sc.admin, sc.maxArtifacts, func(cfg *config.Config) {
-		cfg.Center.Name, cfg.Listen, cfg.SyncKey = sc.name, sc.addr, sc.key
+		cfg.Center.Name, cfg.Listen, cfg.SyncKey, cfg.Peers = sc.name, sc.addr, sc.key, sc.peers
 		if sc.with != nil {
 			sc.with(cfg)
 		}
 	})
 	sc.root = rest{t: sc.t, base: sc.c.URL(), token: sc.admin}
 }
+
+// peer is the center as another's configuration names it.
+func (sc *syncCenter) peer() config.Peer { return config.Peer{Name: sc.name, URL: "http://" + sc.addr} }
 
 func (sc *syncCenter) stop() {
 	if sc.cancel == nil {
@@ -136,7 +141,7 @@ func TestAppSyncTwoCenters(t *testing.T) {
 	key := newSyncKey(t)
 	v1, v2 := newArtifact(t, ""), newArtifact(t, demoAppTrailer)
 	a := startSyncCenter(t, "a", key, v2.size+1024)
-	b := startSyncCenter(t, "b", key, v2.size+1024)
+	b := startSyncCenter(t, "b", key, v2.size+1024, a.peer())
 	aTeam, aProj, aAPI := a.tenant("医保开发团队", "核心经办")
 	_, aOtherProj, aOther := a.tenant("other-team", "公共服务")
 	bTeam, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
@@ -166,13 +171,13 @@ func TestAppSyncTwoCenters(t *testing.T) {
 		var res struct{ ID string }
 		bAPI.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
 			"name": name, "kind": "project", "target": target,
-			"source": map[string]any{"url": a.c.URL(), "id": sourceID, "token": token}}}, &res)
+			"source": map[string]any{"peer": "a", "id": sourceID, "token": token}}}, &res)
 		status, raw := bAPI.do("POST", "/api/v1/appsync/bindings/"+res.ID+"/push", nil)
 		return status, raw, res.ID
 	}
 	status, raw, _ := bind("wrong-token", bProj, aProj, aOther.token)
 	require.Equal(t, 400, status, "%s", raw)
-	require.Contains(t, string(raw), `"spec.source":"the other center has no: projects/`+aProj)
+	require.Contains(t, string(raw), `"spec.source":"peer a has no projects/`+aProj+` that the token may see"`)
 	status, raw, _ = bind("not-mine", bOtherProj, aOtherProj, aOther.token)
 	require.Equal(t, 400, status, "%s", raw)
 	require.Contains(t, string(raw), `"spec.target":"no such project in the binding's team"`)

@@ -25,11 +25,11 @@ import (
 
 // bindProject binds B's project to A's and starts a task of kind with policy, answering
 // the task's ID.
-func bindProject(t *testing.T, bAPI rest, bProj, aURL, aProj, aToken string, tasks ...map[string]any) []string {
+func bindProject(t *testing.T, bAPI rest, bProj, peer, aProj, aToken string, tasks ...map[string]any) []string {
 	var bnd struct{ ID string }
 	bAPI.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
 		"name": "hxjb", "kind": "project", "target": bProj,
-		"source": map[string]any{"url": aURL, "id": aProj, "token": aToken}}}, &bnd)
+		"source": map[string]any{"peer": peer, "id": aProj, "token": aToken}}}, &bnd)
 	bAPI.ok(200, "POST", "/api/v1/appsync/bindings/"+bnd.ID+"/push", nil, nil)
 	var ids []string
 	for _, spec := range tasks {
@@ -47,7 +47,7 @@ func bindProject(t *testing.T, bAPI rest, bProj, aURL, aProj, aToken string, tas
 func TestAppSyncTargetDownDuring100Changes(t *testing.T) {
 	key := newSyncKey(t)
 	a := startSyncCenter(t, "a", key, 1<<20)
-	b := startSyncCenter(t, "b", key, 1<<20)
+	b := startSyncCenter(t, "b", key, 1<<20, a.peer())
 	_, aProj, aAPI := a.tenant("医保开发团队", "核心经办")
 	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
 	spec := map[string]any{"name": "outpatient", "kind": "executable", "args": []string{"demo-app"},
@@ -55,7 +55,7 @@ func TestAppSyncTargetDownDuring100Changes(t *testing.T) {
 	var app struct{ ID string }
 	aAPI.ok(201, "POST", "/api/v1/deploy/apps", map[string]any{"project_id": aProj, "spec": spec}, &app)
 	aAPI.ok(200, "POST", "/api/v1/deploy/apps/"+app.ID+"/push", nil, nil)
-	task := bindProject(t, bAPI, bProj, a.c.URL(), aProj, aAPI.token,
+	task := bindProject(t, bAPI, bProj, "a", aProj, aAPI.token,
 		map[string]any{"name": "config", "kind": "config", "wait": "1s", "retry_min": "50ms", "retry_max": "500ms"})[0]
 	seqIn := func(want string) string {
 		var bApp string
@@ -195,7 +195,9 @@ func TestAppSyncSourceRestartMidArtifact(t *testing.T) {
 	big := newArtifact(t, strings.Repeat("医保", 8<<20)) // 48 MiB more
 	a := startSyncCenter(t, "a", key, big.size+1024)
 	a.with = func(cfg *config.Config) { cfg.ShutdownTimeout = 5 * time.Second }
-	b := startSyncCenter(t, "b", key, big.size+1024)
+	// B reads A through a proxy that slows the transfer down once armed.
+	proxy := newThrottle(t, a.addr)
+	b := startSyncCenter(t, "b", key, big.size+1024, config.Peer{Name: "a", URL: "http://" + proxy.ln.Addr().String()})
 	aTeam, aProj, aAPI := a.tenant("医保开发团队", "核心经办")
 	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
 	appID := outpatientOnOneNode(t, a, aTeam, aProj, aAPI)
@@ -207,9 +209,7 @@ func TestAppSyncSourceRestartMidArtifact(t *testing.T) {
 		require.Equal(t, 201, status, "%s", raw)
 	}
 
-	// B reads A through a proxy that slows the transfer down once armed.
-	proxy := newThrottle(t, a.addr)
-	tasks := bindProject(t, bAPI, bProj, "http://"+proxy.ln.Addr().String(), aProj, aAPI.token,
+	tasks := bindProject(t, bAPI, bProj, "a", aProj, aAPI.token,
 		map[string]any{"name": "config", "kind": "config", "wait": "1s", "retry_min": "50ms", "retry_max": "500ms"},
 		map[string]any{"name": "versions", "kind": "version", "wait": "1s", "retry_min": "50ms", "retry_max": "1s", "version": map[string]any{"mode": "copy"}})
 	var bApp string
@@ -314,23 +314,20 @@ func TestAppSyncRejectsForeignMalformedAndForgedChanges(t *testing.T) {
 	key := newSyncKey(t)
 	keyBytes, err := hex.DecodeString(key)
 	require.NoError(t, err)
-	b := startSyncCenter(t, "b", key, 1<<20)
-	bTeam, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
-	_, bOtherProj, _ := b.tenant("other-team", "核心经办")
 
-	config := func(seq int64, project, app string, sign []byte) appsync.Change {
+	change := func(seq int64, project, app string, sign []byte) appsync.Change {
 		c := appsync.Change{Seq: seq, Time: time.Now(), Kind: appsync.KindConfig, Project: project, App: app,
 			Config: json.RawMessage(`{"name":"` + app + `","kind":"executable","args":["x"],"ports":[{"name":"http","port":18085}]}`)}
 		appsync.Sign(sign, &c)
 		return c
 	}
 	feed := []appsync.Change{
-		config(1, "pj_ours", "outpatient", keyBytes),
-		config(2, "pj_theirs", "evil", keyBytes),                        // another team's project
-		config(3, "pj_ours", "Bad App", keyBytes),                       // malformed
-		config(4, "pj_ours", "inpatient", keyBytes),                     // fine
-		config(5, "pj_ours", "forged", []byte(strings.Repeat("k", 32))), // another key
-		config(6, "pj_ours", "after-forged", keyBytes),
+		change(1, "pj_ours", "outpatient", keyBytes),
+		change(2, "pj_theirs", "evil", keyBytes),                        // another team's project
+		change(3, "pj_ours", "Bad App", keyBytes),                       // malformed
+		change(4, "pj_ours", "inpatient", keyBytes),                     // fine
+		change(5, "pj_ours", "forged", []byte(strings.Repeat("k", 32))), // another key
+		change(6, "pj_ours", "after-forged", keyBytes),
 	}
 	// The other center, as B sees it: team tm_a with project pj_ours (核心经办); pj_theirs
 	// is another team's, which the binding's token cannot see.
@@ -354,10 +351,13 @@ func TestAppSyncRejectsForeignMalformedAndForgedChanges(t *testing.T) {
 		}
 	}))
 	defer src.Close()
+	b := startSyncCenter(t, "b", key, 1<<20, config.Peer{Name: "a", URL: src.URL})
+	bTeam, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
+	_, bOtherProj, _ := b.tenant("other-team", "核心经办")
 
 	var bnd, task struct{ ID string }
 	bAPI.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
-		"name": "team", "kind": "team", "target": bTeam, "source": map[string]any{"url": src.URL, "id": "tm_a", "token": "shk_whatever"}}}, &bnd)
+		"name": "team", "kind": "team", "target": bTeam, "source": map[string]any{"peer": "a", "id": "tm_a", "token": "shk_whatever"}}}, &bnd)
 	bAPI.ok(200, "POST", "/api/v1/appsync/bindings/"+bnd.ID+"/push", nil, nil)
 	bAPI.ok(201, "POST", "/api/v1/appsync/tasks", map[string]any{"spec": map[string]any{
 		"name": "config", "binding": bnd.ID, "kind": "config", "wait": "1s", "retry_min": "50ms", "retry_max": "200ms"}}, &task)
@@ -396,7 +396,7 @@ func TestAppSyncSourceArtifactCorrupted(t *testing.T) {
 	key := newSyncKey(t)
 	v1 := newArtifact(t, strings.Repeat("医保", 2<<20)) // 12 MiB more: several pieces
 	a := startSyncCenter(t, "a", key, v1.size+1024)
-	b := startSyncCenter(t, "b", key, v1.size+1024)
+	b := startSyncCenter(t, "b", key, v1.size+1024, a.peer())
 	aTeam, aProj, aAPI := a.tenant("医保开发团队", "核心经办")
 	_, bProj, bAPI := b.tenant("医保开发团队", "核心经办")
 	appID := outpatientOnOneNode(t, a, aTeam, aProj, aAPI)
@@ -422,7 +422,7 @@ func TestAppSyncSourceArtifactCorrupted(t *testing.T) {
 	}
 	flip()
 
-	tasks := bindProject(t, bAPI, bProj, "http://"+a.addr, aProj, aAPI.token,
+	tasks := bindProject(t, bAPI, bProj, "a", aProj, aAPI.token,
 		map[string]any{"name": "config", "kind": "config", "wait": "1s", "retry_min": "50ms", "retry_max": "200ms"},
 		map[string]any{"name": "versions", "kind": "version", "wait": "1s", "retry_min": "50ms", "retry_max": "200ms", "version": map[string]any{"mode": "copy"}})
 	var st syncStatus

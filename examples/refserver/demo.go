@@ -142,11 +142,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for i, dc := range centers {
 		// B's DNS is a secondary of A's: it transfers the zone A serves and follows its
 		// NOTIFYs, and keeps answering if A is lost. A is started (and seeded) first.
+		// Each center is the other's peer, which bindings name: B's binds A's project.
 		if i == 0 {
 			dc.cfg.DNS.Secondaries = []string{centers[1].cfg.DNS.Listen}
+			dc.cfg.Peers = []config.Peer{{Name: centers[1].name, URL: "http://" + *b}}
 		} else {
 			dc.cfg.DNS.Primary = centers[0].cfg.DNS.Listen
 			dc.cfg.DNS.PrimaryZones = []string{demoZone}
+			dc.cfg.Peers = []config.Peer{{Name: centers[0].name, URL: centers[0].url}}
 		}
 		dc.adminToken = api.NewTokenSecret()
 		c, err := center.Open(ctx, dc.cfg, center.Options{Logger: newLogger(stderr, dc.cfg), AdminToken: dc.adminToken})

@@ -66,7 +66,7 @@ func seedAppSync(ctx context.Context, ca, cb *demoCenter, hosts []string) (demoA
 	var binding struct{ ID string }
 	if err := team.call(ctx, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
 		"name": "核心经办 A→B", "kind": "project", "target": bProj,
-		"source": map[string]any{"url": ca.url, "id": aProj, "token": ca.teamToken}}}, &binding); err != nil {
+		"source": map[string]any{"peer": ca.name, "id": aProj, "token": ca.teamToken}}}, &binding); err != nil {
 		return out, err
 	}
 	if err := team.call(ctx, "POST", "/api/v1/appsync/bindings/"+binding.ID+"/push", nil, nil); err != nil {

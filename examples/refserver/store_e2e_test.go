@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
 
@@ -76,6 +77,10 @@ func rawStore(t *testing.T, dir string) []byte {
 // a GET-then-PUT keeps the stored secret, and the database is its owner's only.
 func TestSecretsAreSealedAtRest(t *testing.T) {
 	sc := startSyncCenter(t, "a", newSyncKey(t), 1<<20)
+	// The binding's source is this center itself, configured as its own peer.
+	sc.stop()
+	sc.peers = []config.Peer{sc.peer()}
+	sc.start()
 	team, proj, api := sc.tenant("ybj", "hxjb")
 	var src struct{ ID string }
 	sc.root.ok(201, "POST", "/api/v1/projects", map[string]string{"team_id": team, "name": "ggfw"}, &src)
@@ -102,7 +107,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	var b struct{ ID string }
 	api.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{
 		"name": "hxjb", "kind": "project", "target": proj,
-		"source": map[string]any{"url": sc.c.URL(), "id": src.ID, "token": api.token}}}, &b)
+		"source": map[string]any{"peer": "a", "id": src.ID, "token": api.token}}}, &b)
 	raw = api.ok(200, "POST", "/api/v1/appsync/bindings/"+b.ID+"/push", nil, nil)
 	require.NotContains(t, string(raw), api.token)
 

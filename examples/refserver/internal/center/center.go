@@ -131,7 +131,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	if len(cfg.Zones) > 0 {
 		drOpts.Traffic = balancers
 	}
-	drPlane, err := planes.NewDR(drOpts)
+	drPlane, err := planes.NewDR(ctx, drOpts)
 	if err != nil {
 		closeAll(ctx, closers)
 		ln.Close()
@@ -162,7 +162,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	key, err := planes.ParseSyncKey(syncKey)
 	var appSync *planes.AppSync
 	if err == nil {
-		appSync, err = planes.NewAppSync(planes.AppSyncOptions{Store: st, Deploy: deployPlane, Key: key, Logger: log, Registerer: reg})
+		peers := map[string]string{}
+		for _, p := range cfg.Peers {
+			peers[p.Name] = p.URL
+		}
+		appSync, err = planes.NewAppSync(planes.AppSyncOptions{Store: st, Deploy: deployPlane, Key: key, Peers: peers, Logger: log, Registerer: reg})
 	}
 	if err != nil {
 		closeAll(ctx, closers)

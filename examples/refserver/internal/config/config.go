@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +64,17 @@ type Config struct {
 	// DR plan's switch-traffic step makes the balancers' servers in the target center's zones
 	// working and the other center's standby. Default none: such plans are refused.
 	Zones map[string][]string `yaml:"zones" validate:"dive,keys,max=32,endkeys,dive,required,max=64"`
+	// Peers are the other centers this one reads from, by name: an appsync binding names one,
+	// and the server fetches no other URL for a team. Default none: bindings are refused.
+	Peers []Peer `yaml:"peers" validate:"dive"`
+}
+
+// Peer is another center's reference server.
+type Peer struct {
+	// Name is what bindings call the center, such as its center.name "b".
+	Name string `yaml:"name" validate:"required,max=32,hostname_rfc1123"`
+	// URL is its base URL, http or https, such as "http://127.0.0.12:8080".
+	URL string `yaml:"url" validate:"required,max=1024"`
 }
 
 // Rate is a least transfer rate: Bytes in every Window.
@@ -162,10 +174,38 @@ func (c Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	seen := map[string]bool{}
+	for i, p := range c.Peers {
+		if p.URL != "" && !BaseURL(p.URL) {
+			validate.Add(&fields, fmt.Sprintf("peers[%d].url", i), fmt.Sprintf("must be an http or https base URL such as http://127.0.0.12:8080, got %q", p.URL))
+		}
+		if seen[p.Name] {
+			validate.Add(&fields, fmt.Sprintf("peers[%d].name", i), fmt.Sprintf("names peer %q twice", p.Name))
+		}
+		seen[p.Name] = true
+	}
 	if fields != nil {
 		return &Error{Fields: fields}
 	}
 	return nil
+}
+
+// BaseURL reports whether s is an http or https URL of a server's root: a host, no user,
+// path (but "/"), query or fragment.
+func BaseURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.Opaque == ""
+}
+
+// Peer returns the peer named name.
+func (c Config) Peer(name string) (Peer, bool) {
+	for _, p := range c.Peers {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Peer{}, false
 }
 
 // Load builds the configuration: defaults, then the YAML file named by -config (if any),
@@ -235,6 +275,7 @@ func NewFlagSet(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.DNS.Primary, "dns-primary", cfg.DNS.Primary, "primary DNS server `address` to transfer zones from (dns.primary)")
 	fs.Var((*list)(&cfg.DNS.PrimaryZones), "dns-primary-zones", "comma-separated `zones` to transfer from the primary (dns.primary_zones)")
 	fs.Var((*zones)(&cfg.Zones), "zones", "each center's `zones`, as a=zone-1,zone-2;b=zone-3 (zones)")
+	fs.Var((*peers)(&cfg.Peers), "peers", "the other `centers` bindings may name, as b=http://127.0.0.12:8080,c=https://c.example (peers)")
 	return fs
 }
 
@@ -262,6 +303,34 @@ func (z *zones) Set(v string) error {
 		var l list
 		_ = l.Set(names)
 		(*z)[center] = l
+	}
+	return nil
+}
+
+// peers is the -peers flag: name=url,name=url.
+type peers []Peer
+
+func (p *peers) String() string {
+	if p == nil {
+		return ""
+	}
+	parts := make([]string, len(*p))
+	for i, peer := range *p {
+		parts[i] = peer.Name + "=" + peer.URL
+	}
+	return strings.Join(parts, ",")
+}
+
+func (p *peers) Set(v string) error {
+	*p = nil
+	var l list
+	_ = l.Set(v)
+	for _, part := range l {
+		name, u, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("want name=url,name=url, got %q", part)
+		}
+		*p = append(*p, Peer{Name: name, URL: u})
 	}
 	return nil
 }

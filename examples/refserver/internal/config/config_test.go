@@ -78,3 +78,32 @@ func TestHelpDocumentsEveryOption(t *testing.T) {
 		require.Contains(t, out.String(), name)
 	}
 }
+
+func TestPeers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "b.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("peers:\n  - name: a\n    url: http://127.0.0.11:8080\n"), 0o600))
+	cfg, err := Load([]string{"-config", file}, &bytes.Buffer{})
+	require.NoError(t, err)
+	p, ok := cfg.Peer("a")
+	require.True(t, ok)
+	require.Equal(t, Peer{Name: "a", URL: "http://127.0.0.11:8080"}, p)
+	_, ok = cfg.Peer("c")
+	require.False(t, ok)
+
+	cfg, err = Load([]string{"-peers", "a=http://127.0.0.11:8080,c=https://c.example/"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, []Peer{{Name: "a", URL: "http://127.0.0.11:8080"}, {Name: "c", URL: "https://c.example/"}}, cfg.Peers)
+
+	_, err = Load([]string{"-peers", "a=http://127.0.0.11:8080,a=http://127.0.0.12:8080,x=ftp://h,y=http://u:p@h/,z=http://h/api,Bad_Name=http://h"}, &bytes.Buffer{})
+	var cerr *Error
+	require.ErrorAs(t, err, &cerr)
+	require.Equal(t, map[string]string{
+		"peers[1].name": `names peer "a" twice`,
+		"peers[2].url":  `must be an http or https base URL such as http://127.0.0.12:8080, got "ftp://h"`,
+		"peers[3].url":  `must be an http or https base URL such as http://127.0.0.12:8080, got "http://u:p@h/"`,
+		"peers[4].url":  `must be an http or https base URL such as http://127.0.0.12:8080, got "http://h/api"`,
+		"peers[5].name": `must be a DNS name (letters, digits, '-'), got "Bad_Name"`,
+	}, cerr.Fields)
+	_, err = Load([]string{"-peers", "http://h"}, &bytes.Buffer{})
+	require.ErrorContains(t, err, "want name=url")
+}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -37,7 +39,7 @@ const SyncKeyEnv = "SHUANGHUO_SYNC_KEY"
 //     release feed is deploy's release events; the config feed is the audit log's pushes and
 //     deletes of deploy apps — the configuration each app runs with.
 //   - as a target it keeps bindings (/api/v1/appsync/bindings: this center's project or team
-//     ↔ the other center's, checked against the other center's API with a token of it) and
+//     ↔ a peer center's, checked against the peer's API with a token of it) and
 //     runs sync tasks (/api/v1/appsync/tasks: version or config sync of one binding) that read
 //     the other center's feed and apply it here — versions uploaded and released, app specs
 //     saved and pushed — through the same rules and audit as the API.
@@ -52,6 +54,7 @@ type AppSync struct {
 	api    *api.Server
 	log    *slog.Logger
 	client *http.Client
+	peers  map[string]string
 	valid  *validator.Validate
 
 	mu       sync.Mutex
@@ -64,7 +67,10 @@ type AppSyncOptions struct {
 	Deploy *Deploy
 	// Key is the sync key; without one (nil), feeds and tasks are refused with a message
 	// saying so.
-	Key        []byte
+	Key []byte
+	// Peers are the other centers' base URLs by name, as the admin configured them: the
+	// only URLs a binding reaches.
+	Peers      map[string]string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -87,8 +93,7 @@ func NewAppSync(o AppSyncOptions) (*AppSync, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &AppSync{st: o.Store, deploy: o.Deploy, key: o.Key, log: o.Logger.With("component", "appsync"),
-		valid: validate.New("json"), bindings: map[string]*binding{},
-		client: &http.Client{Timeout: 10 * time.Second}}
+		valid: validate.New("json"), bindings: map[string]*binding{}, peers: o.Peers, client: appsync.NewClient()}
 	if o.Key == nil {
 		return s, nil
 	}
@@ -401,8 +406,9 @@ type bindingSpec struct {
 }
 
 type bindingSource struct {
-	// URL is the other center's reference server, such as http://127.0.0.11:8080.
-	URL string `json:"url" validate:"required,max=1024,url"`
+	// Peer names the other center among the peers the admin configured: a team cannot make
+	// the server fetch a URL of its choosing.
+	Peer string `json:"peer" validate:"required,max=32"`
 	// ID is the project ID (kind project) or team ID (kind team) there.
 	ID string `json:"id" validate:"required,max=64"`
 	// Token is an API token of the other center with authority over ID. Hidden in answers.
@@ -424,13 +430,31 @@ func (s *AppSync) checkBinding(spec json.RawMessage) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if u, err := url.Parse(b.Source.URL); b.Source.URL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/")) {
-		validate.Add(&fields, "source.url", "must be the other center's base URL, such as http://127.0.0.11:8080")
+	if _, ok := s.peers[b.Source.Peer]; b.Source.Peer != "" && !ok {
+		validate.Add(&fields, "source.peer", s.unknownPeer())
 	}
 	if len(fields) > 0 {
 		return "", api.InvalidSpec(fields)
 	}
 	return b.Name, nil
+}
+
+// unknownPeer says which peers a binding may name.
+func (s *AppSync) unknownPeer() string {
+	if len(s.peers) == 0 {
+		return "no peer center is configured here: the admin lists the other centers under peers in the server's configuration"
+	}
+	return "must be one of the configured peers: " + strings.Join(slices.Sorted(maps.Keys(s.peers)), ", ")
+}
+
+// peerURL is the base URL of the binding's peer, which the admin may have removed from the
+// configuration since the binding was saved.
+func (s *AppSync) peerURL(src bindingSource) (string, error) {
+	u, ok := s.peers[src.Peer]
+	if !ok {
+		return "", fmt.Errorf("peer %q: %s", src.Peer, s.unknownPeer())
+	}
+	return strings.TrimSuffix(u, "/"), nil
 }
 
 func decodeBinding(spec json.RawMessage) (bindingSpec, error) {
@@ -449,7 +473,9 @@ func (s *AppSync) Bindings() api.Capability {
 type bindingPlane struct{ s *AppSync }
 
 // Push checks the binding: this side is the binding's team's, the other side exists and
-// its token has authority over it, and neither side is bound already.
+// its token has authority over it, and neither side is bound already. A source is bound
+// once in this center, by any team; whether another team bound it is said only to a
+// caller whose token the peer accepts for it, and never which binding did.
 func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 	s := p.s
 	b, err := decodeBinding(r.Spec)
@@ -457,6 +483,7 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 		return err
 	}
 	inv := api.InvalidSpec{}
+	var sourceBound string
 	err = s.st.View(ctx, func(tx store.Reader) error {
 		switch b.Kind {
 		case appsync.BindingProject:
@@ -477,11 +504,15 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 			if o.ID == r.ID || o.PushedRevision == 0 || derr != nil {
 				continue
 			}
-			if ob.Kind == b.Kind && ob.Target == b.Target {
-				inv["target"] = fmt.Sprintf("is bound already, by binding %s", o.ID)
+			by := "is bound already"
+			if o.TeamID == r.TeamID {
+				by += ", by binding " + o.ID
 			}
-			if ob.Kind == b.Kind && ob.Source.ID == b.Source.ID && sameURL(ob.Source.URL, b.Source.URL) {
-				inv["source.id"] = fmt.Sprintf("is bound already, by binding %s", o.ID)
+			if ob.Kind == b.Kind && ob.Target == b.Target {
+				inv["target"] = by
+			}
+			if ob.Kind == b.Kind && ob.Source.ID == b.Source.ID && ob.Source.Peer == b.Source.Peer {
+				sourceBound = by
 			}
 		}
 		return err
@@ -499,6 +530,9 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 	if _, err := s.remote(ctx, b.Source, path); err != nil {
 		return api.InvalidSpec{"source": err.Error()}
 	}
+	if sourceBound != "" {
+		return api.InvalidSpec{"source.id": sourceBound}
+	}
 	s.mu.Lock()
 	s.bindings[r.ID] = &binding{id: r.ID, team: r.TeamID, spec: b}
 	s.mu.Unlock()
@@ -506,40 +540,54 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 }
 
 // errRemoteNotFound: the other center has no such thing, or the token may not see it.
-var errRemoteNotFound = errors.New("the other center has no")
+var errRemoteNotFound = errors.New("has no")
 
-func sameURL(a, b string) bool { return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/") }
+// remoteTimeout bounds a request of remote.
+const remoteTimeout = 10 * time.Second
 
-// remote GETs a path of the other center's API with the binding's token and decodes the
-// answer's name. Anything but 200 says the side does not exist or the token has no
-// authority over it, which the other center does not tell apart.
+// remote GETs a path of the peer's API with the binding's token and decodes the answer's
+// name. Anything but 200 says the side does not exist or the token has no authority over
+// it, which the other center does not tell apart. What the team reads names the peer and
+// the status it answered, never how a connection failed (refused, reset, not HTTP): that
+// would map the peer's host for the team; it is logged instead.
 func (s *AppSync) remote(ctx context.Context, src bindingSource, path string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(src.URL, "/")+path, nil)
+	base, err := s.peerURL(src)
 	if err != nil {
 		return "", err
 	}
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return "", fmt.Errorf("peer %s: %w", src.Peer, err)
+	}
 	req.Header.Set("Authorization", "Bearer "+src.Token)
+	unreachable := func(err error) error {
+		s.log.Warn("peer unreachable", "peer", src.Peer, "path", path, "err", err)
+		return unreachableError{peer: src.Peer, err: err}
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("the other center does not answer: %w", err)
+		return "", unreachable(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", fmt.Errorf("the other center's answer: %w", err)
+		return "", unreachable(err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
-		return "", errors.New("the other center refuses the token")
+		return "", fmt.Errorf("peer %s: answered 401: it refuses the token", src.Peer)
 	case http.StatusNotFound:
-		return "", fmt.Errorf("%w: %s that the token may see", errRemoteNotFound, strings.TrimPrefix(path, "/api/v1/"))
+		return "", fmt.Errorf("peer %s %w %s that the token may see", src.Peer, errRemoteNotFound, strings.TrimPrefix(path, "/api/v1/"))
 	default:
-		return "", fmt.Errorf("the other center answered %s", resp.Status)
+		return "", fmt.Errorf("peer %s: answered %d", src.Peer, resp.StatusCode)
 	}
 	var named struct{ Name string }
 	if err := json.Unmarshal(body, &named); err != nil {
-		return "", fmt.Errorf("the other center's answer: %w", err)
+		s.log.Warn("peer answered no API answer", "peer", src.Peer, "path", path, "err", err)
+		return "", fmt.Errorf("peer %s: answered 200 with no API answer", src.Peer)
 	}
 	return named.Name, nil
 }
@@ -561,7 +609,7 @@ func (p bindingPlane) Status(ctx context.Context, r store.Resource) (any, error)
 	if b.Kind == appsync.BindingTeam {
 		path = "/api/v1/teams/" + url.PathEscape(b.Source.ID)
 	}
-	out := map[string]any{"kind": b.Kind, "target": b.Target, "source": map[string]string{"url": b.Source.URL, "id": b.Source.ID}}
+	out := map[string]any{"kind": b.Kind, "target": b.Target, "source": map[string]string{"peer": b.Source.Peer, "id": b.Source.ID}}
 	if name, err := p.s.remote(ctx, b.Source, path); err != nil {
 		out["source_error"] = err.Error()
 	} else {
@@ -774,9 +822,13 @@ func (p taskPlane) Push(ctx context.Context, r store.Resource) error {
 			}
 		}
 	}
+	base, err := s.peerURL(b.spec.Source)
+	if err != nil {
+		return api.InvalidSpec{"binding": err.Error()}
+	}
 	src, err := appsync.NewHTTPSource(appsync.HTTPSourceOptions{
-		URL:   fmt.Sprintf("%s/api/v1/appsync/feeds/%s/%s/%s/", strings.TrimSuffix(b.spec.Source.URL, "/"), scope, url.PathEscape(b.spec.Source.ID), kind),
-		Token: b.spec.Source.Token, Key: s.key,
+		URL:   fmt.Sprintf("%s/api/v1/appsync/feeds/%s/%s/%s/", base, scope, url.PathEscape(b.spec.Source.ID), kind),
+		Token: b.spec.Source.Token, Key: s.key, Client: s.client,
 	})
 	if err != nil {
 		return api.InvalidSpec{"binding": err.Error()}
@@ -786,7 +838,61 @@ func (p taskPlane) Push(ctx context.Context, r store.Resource) error {
 	if err := s.engine.Stop(r.ID); err != nil && !errors.Is(err, appsync.ErrNotFound) {
 		return err
 	}
-	return syncError(s.engine.Start(ctx, cfg, appsync.TaskOptions{Source: src, ProjectMap: s.projectMap(b)}))
+	return syncError(s.engine.Start(ctx, cfg, appsync.TaskOptions{Source: peerSource{src, b.spec.Source.Peer, s.log}, ProjectMap: s.projectMap(b)}))
+}
+
+// peerSource is a binding's feed, whose errors the team reads in its tasks' status: a
+// connection to the peer that failed says only that, as the binding check does (refused,
+// reset or timed out would map the peer's host); the cause is logged.
+type peerSource struct {
+	*appsync.HTTPSource
+	peer string
+	log  *slog.Logger
+}
+
+func (p peerSource) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (appsync.Page, error) {
+	page, err := p.HTTPSource.Changes(ctx, after, limit, wait)
+	return page, p.hide(err)
+}
+
+func (p peerSource) Artifact(ctx context.Context, project, app, version string) (io.ReadCloser, error) {
+	rc, err := p.HTTPSource.Artifact(ctx, project, app, version)
+	if err != nil {
+		return nil, p.hide(err)
+	}
+	return peerBody{rc, p}, nil
+}
+
+// hide gives a connection's failure the text "peer a: unreachable", still wrapping it for
+// errors.Is; a canceled request (the task stopped) keeps its own. The cause is logged at
+// debug: the task warns of each failed attempt, with this text.
+func (p peerSource) hide(err error) error {
+	var uerr *url.Error
+	var nerr *net.OpError
+	if err == nil || errors.Is(err, context.Canceled) || !(errors.As(err, &uerr) || errors.As(err, &nerr)) {
+		return err
+	}
+	p.log.Debug("peer unreachable", "peer", p.peer, "err", err)
+	return unreachableError{peer: p.peer, err: err}
+}
+
+type unreachableError struct {
+	peer string
+	err  error
+}
+
+func (e unreachableError) Error() string { return "peer " + e.peer + ": unreachable" }
+func (e unreachableError) Unwrap() error { return e.err }
+
+// peerBody is an artifact download, whose connection's failure is hidden the same way.
+type peerBody struct {
+	io.ReadCloser
+	p peerSource
+}
+
+func (b peerBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	return n, b.p.hide(err)
 }
 
 // Remove stops the task and forgets its state.

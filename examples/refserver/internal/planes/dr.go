@@ -21,6 +21,10 @@ import (
 // DR runs this center's dr.Manager: DR groups are pushed resources (/api/v1/dr/groups), DR
 // plans saved ones (/api/v1/dr/plans) that start switchovers and drills, and runs are
 // followed at /api/v1/dr/runs. Transitions and runs are kept in the store.
+//
+// A DR group's name is its team's: two teams may both have an "orders". The manager knows
+// each group by its resource ID instead, which is unique and survives a rename; plans name
+// their team's groups, and runs and metrics show the IDs.
 type DR struct {
 	m      *dr.Manager
 	st     store.Store
@@ -28,8 +32,11 @@ type DR struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
-	owners map[string]string // DR group name → the resource that defines it
+	pushed map[string]pushedGroup // resource ID (the manager's name of the group) → the group
 }
+
+// pushedGroup is a DR group in the manager, as its team knows it.
+type pushedGroup struct{ team, name string }
 
 // DROptions are what the DR plane needs from the rest of the center.
 type DROptions struct {
@@ -44,7 +51,10 @@ type DROptions struct {
 
 // NewDR starts the manager and its monitor, which reads every group's link and lag each
 // second and keeps the last contact with each primary for RPO.
-func NewDR(o DROptions) (*DR, error) {
+func NewDR(ctx context.Context, o DROptions) (*DR, error) {
+	if err := moveTransitions(ctx, o.Store); err != nil {
+		return nil, fmt.Errorf("planes: dr: %w", err)
+	}
 	m, err := dr.New(dr.Options{
 		Drivers:    map[dr.Kind]dr.DriverFunc{dr.KindRedis: drredis.Open},
 		Store:      drStore{o.Store},
@@ -57,13 +67,63 @@ func NewDR(o DROptions) (*DR, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planes: dr: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &DR{m: m, st: o.Store, cancel: cancel, done: make(chan struct{}), owners: map[string]string{}}
+	monitor, cancel := context.WithCancel(context.Background())
+	p := &DR{m: m, st: o.Store, cancel: cancel, done: make(chan struct{}), pushed: map[string]pushedGroup{}}
 	go func() {
 		defer close(p.done)
-		m.Monitor(ctx)
+		m.Monitor(monitor)
 	}()
 	return p, nil
+}
+
+// moveTransitions keeps the history of the groups pushed when the manager knew them by
+// their names, which were unique in the center then: each moves to the group's resource
+// ID, unless two pushed groups have that name (then neither claims it). The history holds
+// the group's direction after a switchover, which a restart must not forget.
+func moveTransitions(ctx context.Context, st store.Store) error {
+	var groups []store.Resource
+	err := st.View(ctx, func(tx store.Reader) (err error) {
+		groups, err = tx.Resources(ctx, "drgroup", "", "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	byName := map[string][]string{}
+	for _, g := range groups {
+		var cfg dr.GroupConfig
+		if g.PushedRevision == 0 || json.Unmarshal(g.PushedSpec, &cfg) != nil || cfg.Name == "" {
+			continue
+		}
+		byName[cfg.Name] = append(byName[cfg.Name], g.ID)
+	}
+	for name, ids := range byName {
+		if len(ids) != 1 {
+			continue
+		}
+		old, err := st.Docs(ctx, transitionDoc, name+"/")
+		if err != nil {
+			return err
+		}
+		moved, err := st.Docs(ctx, transitionDoc, ids[0]+"/")
+		if err != nil {
+			return err
+		}
+		if len(old) == 0 || len(moved) > 0 {
+			continue
+		}
+		for i, d := range old {
+			if err := st.PutDoc(ctx, transitionDoc, transitionKey(ids[0], i+1), d); err != nil {
+				return fmt.Errorf("move the transitions of DR group %q to %s: %w", name, ids[0], err)
+			}
+		}
+		for i := range old {
+			if err := st.DeleteDoc(ctx, transitionDoc, transitionKey(name, i+1)); err != nil {
+				return fmt.Errorf("move the transitions of DR group %q to %s: %w", name, ids[0], err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close stops the monitor, cancels runs in progress and closes the drivers.
@@ -135,6 +195,8 @@ func drError(err error) error {
 // groupPlane adds, replaces and removes DR groups in the manager.
 type groupPlane struct{ p *DR }
 
+// Push adds the group to the manager under its resource ID; the store keeps names unique
+// in a team.
 func (g groupPlane) Push(ctx context.Context, r store.Resource) error {
 	var cfg dr.GroupConfig
 	if err := decodeStrict(r.Spec, &cfg); err != nil {
@@ -143,22 +205,19 @@ func (g groupPlane) Push(ctx context.Context, r store.Resource) error {
 	p := g.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if owner, ok := p.owners[cfg.Name]; ok && owner != r.ID {
-		return api.InvalidSpec{"name": fmt.Sprintf("DR group %q is already defined by %s", cfg.Name, owner)}
-	}
-	for name, owner := range p.owners {
-		if owner == r.ID {
-			// A new revision replaces the group: refused while a run or sync holds it.
-			if err := p.m.RemoveGroup(name); err != nil {
-				return api.Conflict(err.Error())
-			}
-			delete(p.owners, name)
+	if _, ok := p.pushed[r.ID]; ok {
+		// A new revision replaces the group: refused while a run or sync holds it.
+		if err := p.m.RemoveGroup(r.ID); err != nil {
+			return api.Conflict(err.Error())
 		}
+		delete(p.pushed, r.ID)
 	}
+	name := cfg.Name
+	cfg.Name = r.ID
 	if err := p.m.AddGroup(ctx, cfg); err != nil {
 		return drError(err)
 	}
-	p.owners[cfg.Name] = r.ID
+	p.pushed[r.ID] = pushedGroup{team: r.TeamID, name: name}
 	return nil
 }
 
@@ -166,14 +225,13 @@ func (g groupPlane) Remove(_ context.Context, r store.Resource) error {
 	p := g.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for name, owner := range p.owners {
-		if owner == r.ID {
-			if err := p.m.RemoveGroup(name); err != nil {
-				return api.Conflict(err.Error())
-			}
-			delete(p.owners, name)
-		}
+	if _, ok := p.pushed[r.ID]; !ok {
+		return nil
 	}
+	if err := p.m.RemoveGroup(r.ID); err != nil {
+		return api.Conflict(err.Error())
+	}
+	delete(p.pushed, r.ID)
 	return nil
 }
 
@@ -184,51 +242,50 @@ type groupStatus struct {
 }
 
 func (g groupPlane) Status(ctx context.Context, r store.Resource) (any, error) {
-	name, ok := g.p.name(r.ID)
-	if !ok {
+	if _, ok := g.p.group(r.ID); !ok {
 		return nil, fmt.Errorf("DR group %s (not pushed yet): %w", r.ID, store.ErrNotFound)
 	}
-	return g.p.status(ctx, name)
+	return g.p.status(ctx, r.ID)
 }
 
-func (p *DR) status(ctx context.Context, name string) (groupStatus, error) {
+// status is the group's, named as its team knows it.
+func (p *DR) status(ctx context.Context, id string) (groupStatus, error) {
 	// A fresh read of the link and lag; the group snapshot then carries it.
-	if _, err := p.m.Status(ctx, name); err != nil && !errors.Is(err, dr.ErrBusy) {
+	if _, err := p.m.Status(ctx, id); err != nil && !errors.Is(err, dr.ErrBusy) {
 		return groupStatus{}, err
 	}
-	grp, err := p.m.Group(name)
+	grp, err := p.m.Group(id)
 	if err != nil {
 		return groupStatus{}, err
 	}
-	ts, err := drStore{p.st}.Transitions(ctx, name)
+	ts, err := drStore{p.st}.Transitions(ctx, id)
 	if err != nil {
 		return groupStatus{}, err
+	}
+	if g, ok := p.group(id); ok {
+		grp.Name = g.name
 	}
 	return groupStatus{Group: grp, Transitions: ts}, nil
 }
 
-func (p *DR) name(resourceID string) (string, bool) {
+func (p *DR) group(resourceID string) (pushedGroup, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for name, owner := range p.owners {
-		if owner == resourceID {
-			return name, true
-		}
-	}
-	return "", false
+	g, ok := p.pushed[resourceID]
+	return g, ok
 }
 
 // groupOp runs a sync operation on the group a resource defines and returns its status.
 func (p *DR) groupOp(op func(*dr.Manager, context.Context, string) error) func(context.Context, []store.Resource, any) (map[string]json.RawMessage, any, error) {
 	return func(ctx context.Context, targets []store.Resource, _ any) (map[string]json.RawMessage, any, error) {
-		name, ok := p.name(targets[0].ID)
-		if !ok {
+		id := targets[0].ID
+		if _, ok := p.group(id); !ok {
 			return nil, nil, api.Conflict("the DR group is not pushed yet; push it first")
 		}
-		if err := op(p.m, ctx, name); err != nil {
+		if err := op(p.m, ctx, id); err != nil {
 			return nil, nil, stateError(err)
 		}
-		st, err := p.status(ctx, name)
+		st, err := p.status(ctx, id)
 		return nil, st, err
 	}
 }
@@ -251,8 +308,9 @@ func stateError(err error) error {
 	return drError(err)
 }
 
-// start runs a plan on its team's DR groups. The manager knows the plan by its resource ID,
-// so a run leads back to the plan, and through it to the team that may see the run.
+// start runs a plan on its team's DR groups, which the plan names and the manager knows by
+// their resource IDs. The manager knows the plan by its resource ID too, so a run leads
+// back to the plan, and through it to the team that may see the run.
 func (p *DR) start(mode dr.Mode) func(context.Context, []store.Resource, any) (map[string]json.RawMessage, any, error) {
 	return func(ctx context.Context, targets []store.Resource, _ any) (map[string]json.RawMessage, any, error) {
 		plan := targets[0]
@@ -261,15 +319,11 @@ func (p *DR) start(mode dr.Mode) func(context.Context, []store.Resource, any) (m
 			return nil, nil, err
 		}
 		for i, name := range cfg.Groups {
-			owner, ok := p.owner(name)
+			id, ok := p.groupID(plan.TeamID, name)
 			if !ok {
 				return nil, nil, api.InvalidSpec{fmt.Sprintf("groups[%d]", i): fmt.Sprintf("no pushed DR group %q", name)}
 			}
-			var grp store.Resource
-			err := p.st.View(ctx, func(tx store.Reader) (err error) { grp, err = tx.Resource(ctx, "drgroup", owner); return err })
-			if err != nil || grp.TeamID != plan.TeamID {
-				return nil, nil, api.InvalidSpec{fmt.Sprintf("groups[%d]", i): fmt.Sprintf("no pushed DR group %q", name)}
-			}
+			cfg.Groups[i] = id
 		}
 		cfg.Name = plan.ID
 		run, err := p.m.Start(cfg, mode)
@@ -280,11 +334,16 @@ func (p *DR) start(mode dr.Mode) func(context.Context, []store.Resource, any) (m
 	}
 }
 
-func (p *DR) owner(group string) (string, bool) {
+// groupID is the resource ID of the team's pushed DR group with the name.
+func (p *DR) groupID(team, name string) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	id, ok := p.owners[group]
-	return id, ok
+	for id, g := range p.pushed {
+		if g.team == team && g.name == name {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // Routes are the runs' endpoints: list, read, follow step by step, confirm a manual gate,
@@ -420,8 +479,11 @@ func (s drStore) AddTransition(ctx context.Context, group string, t dr.Transitio
 	if err != nil {
 		return err
 	}
-	return s.st.PutDoc(ctx, transitionDoc, fmt.Sprintf("%s/%010d", group, len(docs)+1), data)
+	return s.st.PutDoc(ctx, transitionDoc, transitionKey(group, len(docs)+1), data)
 }
+
+// transitionKey is the doc ID of a group's nth transition, so that they sort in order.
+func transitionKey(group string, n int) string { return fmt.Sprintf("%s/%010d", group, n) }
 
 func (s drStore) Transitions(ctx context.Context, group string) ([]dr.Transition, error) {
 	docs, err := s.st.Docs(ctx, transitionDoc, group+"/")
