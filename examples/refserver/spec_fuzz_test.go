@@ -64,7 +64,7 @@ func FuzzCapabilitySpecs(f *testing.F) {
 	done := make(chan error, 1)
 	go func() { done <- c.Serve(ctx) }()
 	f.Cleanup(func() { cancel(); <-done })
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second}
 	call := func(method, path string, body []byte) (int, []byte, error) {
 		req, err := http.NewRequest(method, c.URL()+path, bytes.NewReader(body))
 		if err != nil {
