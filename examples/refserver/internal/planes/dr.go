@@ -60,7 +60,6 @@ func NewDR(ctx context.Context, o DROptions) (*DR, error) {
 		Store:      drStore{o.Store},
 		DNS:        o.DNS,
 		Traffic:    o.Traffic,
-		HTTPClient: &http.Client{},
 		Registerer: o.Registerer,
 		Logger:     o.Logger.With("component", "dr"),
 	})
@@ -150,11 +149,12 @@ func (p *DR) Groups() api.Capability {
 }
 
 // Plans is the DR plan capability: a plan is saved, not pushed, and started as a switchover
-// or a drill on the DR groups of its own team.
+// or a drill on the DR groups of its own team; its verify steps probe only the team's own
+// services (admitPlan).
 func (p *DR) Plans() api.Capability {
 	empty := func() any { return &struct{}{} }
 	return api.Capability{
-		Kind: "drplan", Path: "dr/plans", IDPrefix: "dp", Check: checkPlan,
+		Kind: "drplan", Path: "dr/plans", IDPrefix: "dp", Check: checkPlan, Admit: admitPlan,
 		Actions: map[string]api.Action{
 			"switchover": {Input: empty, Do: p.start(dr.ModeSwitchover)},
 			"drill":      {Input: empty, Do: p.start(dr.ModeDrill)},
@@ -316,6 +316,11 @@ func (p *DR) start(mode dr.Mode) func(context.Context, []store.Resource, any) (m
 		plan := targets[0]
 		var cfg dr.PlanConfig
 		if err := decodeStrict(plan.Spec, &cfg); err != nil {
+			return nil, nil, err
+		}
+		// Again at each start: the team's grants may have been narrowed since the save.
+		err := p.st.View(ctx, func(tx store.Reader) error { return admitVerifyURLs(ctx, tx, plan.TeamID, cfg) })
+		if err != nil {
 			return nil, nil, err
 		}
 		for i, name := range cfg.Groups {
