@@ -74,9 +74,10 @@
 // (refused, reset, timed out, not HTTP), which the error wraps and the Logger
 // has at debug: the run is read by the plan's author, and the cause would
 // tell which ports of a host are open. A service that answered says only its
-// status code ("answered 503"). Who may write which URLs is the control
-// plane's to decide: the reference server lets a team probe only its own
-// services.
+// status code ("answered 503"). Who may probe what is the control plane's
+// to decide: ProbePlan tells the client's Transport which plan a request is
+// for, so its dialer can check the address a name resolved to. The
+// reference server lets a team probe only its own services.
 //
 // DNS, traffic and applications are switched through DNSSwitcher,
 // TrafficSwitcher and AppStarter, which the reference server implements

@@ -351,6 +351,7 @@ func (m *Manager) rpo(g *group, st Status) Lag {
 }
 
 func (r *runner) verify(ctx context.Context, i int) error {
+	ctx = context.WithValue(ctx, probePlanKey{}, r.rec.Plan)
 	urls := r.rec.Config.Steps[i].URLs
 	errs := make([]error, len(urls))
 	var wg sync.WaitGroup
@@ -359,6 +360,17 @@ func (r *runner) verify(ctx context.Context, i int) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+type probePlanKey struct{}
+
+// ProbePlan returns the plan whose verify step makes a request with ctx, as the Transport of
+// Options.HTTPClient sees it (its DialContext, say). A control plane can so hold each plan's
+// probes to what the plan's owner may reach, by the address a name resolves to when dialed,
+// which a check of the URL when the plan is saved cannot know.
+func ProbePlan(ctx context.Context) (plan string, ok bool) {
+	plan, ok = ctx.Value(probePlanKey{}).(string)
+	return plan, ok
 }
 
 // probe gets url until it answers 2xx or ctx is done.

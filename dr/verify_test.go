@@ -1,11 +1,14 @@
 package dr_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shuanghuo/shuanghuo/dr"
+	"github.com/shuanghuo/shuanghuo/dr/drtest"
 )
 
 // verifyOnly runs a plan of one verify step on urls and returns the finished run.
@@ -89,4 +93,38 @@ func freePort(t *testing.T) int {
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
 	return port
+}
+
+// A probe's dialer knows which plan probes, so a control plane can hold each plan to what
+// its owner may reach, by the address a name resolved to.
+func TestVerifyDialerKnowsThePlan(t *testing.T) {
+	var plans []string
+	var mu sync.Mutex
+	refuse := errors.New("not this plan's to reach")
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		plan, _ := dr.ProbePlan(ctx)
+		mu.Lock()
+		plans = append(plans, plan)
+		mu.Unlock()
+		return nil, refuse
+	}}}
+	m, err := dr.New(dr.Options{Drivers: map[dr.Kind]dr.DriverFunc{dr.KindRedis: (&drtest.Fakes{}).Open}, HTTPClient: client})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	run, err := m.Start(dr.PlanConfig{Name: "orders-to-b", Steps: []dr.StepConfig{
+		{Kind: dr.StepVerify, URLs: []string{"http://127.0.0.1:9/"}, Timeout: dr.Duration(150 * time.Millisecond)},
+	}}, dr.ModeSwitchover)
+	require.NoError(t, err)
+	run, err = m.Wait(t.Context(), run.ID)
+	require.NoError(t, err)
+	require.Equal(t, dr.RunFailed, run.State)
+	require.Contains(t, run.Steps[0].Error, "http://127.0.0.1:9/: unreachable")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, plans)
+	for _, p := range plans {
+		require.Equal(t, "orders-to-b", p)
+	}
+	_, ok := dr.ProbePlan(t.Context())
+	require.False(t, ok)
 }
