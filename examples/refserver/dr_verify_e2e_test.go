@@ -3,7 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
 )
@@ -73,4 +79,54 @@ func TestDRVerifyURLsAreTheTeamsOwn(t *testing.T) {
 	if len(runs.Items) != 1 {
 		t.Fatalf("runs: %+v; want the drill only", runs.Items)
 	}
+}
+
+// A name in the team's zone resolves through this center's DNS when probed, and reaches only
+// an address and port the team may listen on: a record of the team's pointing at the host's
+// loopback (or anywhere else) reaches nothing there.
+func TestDRVerifyNameReachesOnlyGrantedAddresses(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := "shk_drverifydns0123456789abcdef"
+	dnsAddr := freeDNS(t, "127.0.0.1")
+	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes, func(cfg *config.Config) { cfg.DNS.Listen = dnsAddr })
+	root := rest{t, c.URL(), admin}
+	team := newTenant(t, root, "team-a")
+	service := startBackend(t, "service", "127.0.0.5:0")
+	port := atoi(service.port())
+	var hostHits atomic.Int32
+	host := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hostHits.Add(1) })}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	require.NoError(t, err)
+	go host.Serve(ln)
+	t.Cleanup(func() { host.Close() })
+	root.ok(200, "PUT", "/api/v1/teams/"+team.id+"/grants", map[string]any{
+		"listen": []string{"127.0.0.5"}, "ports": []any{map[string]int{"from": port, "to": port}}}, nil)
+	var z struct{ ID string }
+	team.api.ok(201, "POST", "/api/v1/zones", map[string]any{"spec": map[string]any{"origin": "a.internal.", "record_sets": []any{
+		map[string]any{"name": "app", "type": "A", "data": []string{"127.0.0.5"}},
+		map[string]any{"name": "evil", "type": "A", "data": []string{"127.0.0.1"}}}}}, &z)
+	team.api.ok(200, "POST", "/api/v1/zones/"+z.ID+"/push", nil, nil)
+
+	switchover := func(name, url string) (state, errText string) {
+		var p, run struct{ ID string }
+		team.api.ok(201, "POST", "/api/v1/dr/plans", map[string]any{"spec": map[string]any{"name": name, "steps": []any{
+			map[string]any{"kind": "verify", "urls": []string{url}, "timeout": "500ms"}}}}, &p)
+		team.api.ok(200, "POST", "/api/v1/dr/plans/"+p.ID+"/switchover", nil, &run)
+		var got struct {
+			State string
+			Steps []struct{ Error string }
+		}
+		require.Eventually(t, func() bool {
+			team.api.ok(200, "GET", "/api/v1/dr/runs/"+run.ID, nil, &got)
+			return got.State != "running"
+		}, 10*time.Second, 20*time.Millisecond)
+		return got.State, got.Steps[0].Error
+	}
+	state, _ := switchover("own", fmt.Sprintf("http://app.a.internal:%d/", port))
+	require.Equal(t, "succeeded", state, "the team's own service, by its name in the team's zone")
+	state, errText := switchover("evil", fmt.Sprintf("http://evil.a.internal:%d/", port))
+	require.Equal(t, "failed", state)
+	require.Contains(t, errText, "unreachable")
+	require.Zero(t, hostHits.Load(), "the probe reached the host's loopback through the team's record")
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/shuanghuo/shuanghuo/dr"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
@@ -124,3 +128,37 @@ func insideAny(name string, origins []string) bool {
 	}
 	return false
 }
+
+// probeClient sends the verify steps' probes. Names resolve through resolver (this center's
+// DNS server, where the teams' zones are) when set. Each connection is held, as dialed, to an
+// address and port the probing plan's team may listen on: a record in the team's zone
+// pointing at the host or elsewhere reaches nothing. No proxy, and no connection serves two
+// probes.
+func (p *DR) probeClient(resolver string) *http.Client {
+	d := &net.Dialer{Timeout: probeDialTimeout, ControlContext: func(ctx context.Context, _, address string, _ syscall.RawConn) error {
+		plan, _ := dr.ProbePlan(ctx)
+		p.probesMu.Lock()
+		g, ok := p.probes[plan]
+		p.probesMu.Unlock()
+		ap, err := netip.ParseAddrPort(address)
+		if !ok || err != nil || !g.mayListen(ap.Addr().WithZone("").String()) || !g.mayUsePort(int(ap.Port())) {
+			return fmt.Errorf("planes: dr: plan %q may not reach %s: not an address and port its team may listen on", plan, address)
+		}
+		return nil
+	}}
+	if resolver != "" {
+		d.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var dns net.Dialer
+			return dns.DialContext(ctx, network, resolver)
+		}}
+	}
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         d.DialContext,
+		DisableKeepAlives:   true,
+		TLSHandshakeTimeout: probeDialTimeout,
+		ForceAttemptHTTP2:   true,
+	}}
+}
+
+// probeDialTimeout bounds a probe's connection and TLS handshake.
+const probeDialTimeout = 5 * time.Second
