@@ -71,6 +71,7 @@ func pushedZones(ctx context.Context, tx store.Reader, team string) ([]string, e
 		var pushed struct {
 			Origin string `json:"origin"`
 		}
+		// TeamID again: a team "" lists every team's.
 		if r.TeamID != team || r.PushedRevision == 0 || json.Unmarshal(r.PushedSpec, &pushed) != nil || pushed.Origin == "" {
 			continue
 		}
