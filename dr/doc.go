@@ -66,6 +66,19 @@
 // A failed step stops the run; Manager.Rollback then undoes the steps done,
 // last first.
 //
+// A verify step probes its URLs with Options.HTTPClient and follows no
+// redirect: a 3xx is a failed probe ("answered 302"), as the service would
+// otherwise be vouched for by wherever it points. Each request is bounded by
+// ProbeTimeout (unless the client has a Timeout) and the step's timeout. A
+// probe that got no HTTP answer says "unreachable", whatever the cause
+// (refused, reset, timed out, not HTTP), which the error wraps and the Logger
+// has at debug: the run is read by the plan's author, and the cause would
+// tell which ports of a host are open. A service that answered says only its
+// status code ("answered 503"). Who may probe what is the control plane's
+// to decide: ProbePlan tells the client's Transport which plan a request is
+// for, so its dialer can check the address a name resolved to. The
+// reference server lets a team probe only its own services.
+//
 // DNS, traffic and applications are switched through DNSSwitcher,
 // TrafficSwitcher and AppStarter, which the reference server implements
 // with dnsctl, lb and deploy.

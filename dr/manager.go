@@ -28,8 +28,11 @@ type Options struct {
 	DNS     DNSSwitcher
 	Traffic TrafficSwitcher
 	Apps    AppStarter
-	// HTTPClient sends the probes of verify steps; each probe is bounded by
-	// its step's timeout. Default: http.DefaultClient.
+	// HTTPClient sends the probes of verify steps, through its Transport
+	// (proxy, TLS, dialing). Whatever its own policy, a probe follows no
+	// redirect (a 3xx is a failed probe) and, when its Timeout is zero, is
+	// bounded by ProbeTimeout; each is also bounded by its step's timeout.
+	// Default: a client of http.DefaultTransport.
 	HTTPClient *http.Client
 	// StatusInterval is how often Monitor reads the status of every DR
 	// group. Default: 1s.
@@ -41,11 +44,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// ProbeTimeout bounds one request of a verify step, unless Options.HTTPClient has a
+// Timeout of its own: a service that accepts the connection and never answers is
+// probed again, within the step's timeout.
+const ProbeTimeout = 5 * time.Second
+
 // Manager holds DR groups and runs DR plans on them. Create it with New; it
 // is safe for concurrent use, and several managers can live in one process.
 type Manager struct {
 	opts    Options
 	metrics *metrics
+	// probeClient is Options.HTTPClient as verify steps use it.
+	probeClient *http.Client
 
 	// ctx is canceled by Close; runs derive their contexts from it, so that
 	// they outlive the request that started them.
@@ -91,8 +101,14 @@ func New(opts Options) (*Manager, error) {
 	if opts.Store == nil {
 		opts.Store = &MemoryStore{}
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = http.DefaultClient
+	probe := &http.Client{}
+	if opts.HTTPClient != nil {
+		*probe = *opts.HTTPClient
+	}
+	// A redirect could point anywhere the plan's author could not name themselves.
+	probe.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if probe.Timeout == 0 {
+		probe.Timeout = ProbeTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -103,12 +119,13 @@ func New(opts Options) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		opts:    opts,
-		metrics: met,
-		ctx:     ctx,
-		cancel:  cancel,
-		groups:  make(map[string]*group),
-		runs:    make(map[string]*runner),
+		opts:        opts,
+		metrics:     met,
+		probeClient: probe,
+		ctx:         ctx,
+		cancel:      cancel,
+		groups:      make(map[string]*group),
+		runs:        make(map[string]*runner),
 	}, nil
 }
 

@@ -92,7 +92,8 @@ type StepConfig struct {
 	// Sample, for promote in a drill: how many keys to compare between
 	// primary and replica. Default: 100.
 	Sample int `json:"sample,omitempty" validate:"min=0,max=100000"`
-	// URLs, for verify: the HTTP(S) URLs to probe. Required for verify.
+	// URLs, for verify: the HTTP(S) URLs to probe, each until it answers 2xx
+	// itself (redirects are not followed). Required for verify.
 	URLs []string `json:"urls,omitempty" validate:"dive,http_url"`
 }
 

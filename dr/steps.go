@@ -351,6 +351,7 @@ func (m *Manager) rpo(g *group, st Status) Lag {
 }
 
 func (r *runner) verify(ctx context.Context, i int) error {
+	ctx = context.WithValue(ctx, probePlanKey{}, r.rec.Plan)
 	urls := r.rec.Config.Steps[i].URLs
 	errs := make([]error, len(urls))
 	var wg sync.WaitGroup
@@ -361,36 +362,63 @@ func (r *runner) verify(ctx context.Context, i int) error {
 	return errors.Join(errs...)
 }
 
+type probePlanKey struct{}
+
+// ProbePlan returns the plan whose verify step makes a request with ctx, as the Transport of
+// Options.HTTPClient sees it (its DialContext, say). A control plane can so hold each plan's
+// probes to what the plan's owner may reach, by the address a name resolves to when dialed,
+// which a check of the URL when the plan is saved cannot know.
+func ProbePlan(ctx context.Context) (plan string, ok bool) {
+	plan, ok = ctx.Value(probePlanKey{}).(string)
+	return plan, ok
+}
+
 // probe gets url until it answers 2xx or ctx is done.
 func (r *runner) probe(ctx context.Context, i int, url string) error {
 	start := time.Now()
 	for {
-		err := get(ctx, r.m.opts.HTTPClient, url)
+		err := get(ctx, r.m.probeClient, url)
 		if err == nil {
 			r.output(i, fmt.Sprintf("%s answered after %v", url, time.Since(start).Round(time.Millisecond)))
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %s: %v", ErrVerify, url, err)
+			// The cause (refused, reset, not HTTP) stays out of the run, which the plan's
+			// author reads: it would tell which ports of a host are open.
+			var u unreachable
+			if errors.As(err, &u) {
+				r.m.opts.Logger.Debug("dr: verify probe failed", "run", r.rec.ID, "url", url, "err", u.cause)
+			}
+			return fmt.Errorf("%w: %s: %w", ErrVerify, url, err)
 		case <-time.After(verifyPoll):
 		}
 	}
 }
 
+// unreachable is a probe that got no HTTP answer. Its text is the same whatever the cause, which
+// it wraps.
+type unreachable struct{ cause error }
+
+func (unreachable) Error() string   { return "unreachable" }
+func (e unreachable) Unwrap() error { return e.cause }
+
+// get makes one probe of url. A redirect is an answer like any other that is not 2xx: c
+// follows none (see Manager.probeClient).
 func get(ctx context.Context, c *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return unreachable{err}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return unreachable{err}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("answered %s", resp.Status)
+		// The code alone: the reason phrase is the service's text.
+		return fmt.Errorf("answered %d", resp.StatusCode)
 	}
 	return nil
 }

@@ -110,6 +110,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	capabilities := []api.Capability{balancers.Capability(), gateways.Capability()}
 	settings := []api.Setting{planes.GrantsSetting()}
 	var zones *planes.Zones
+	var dnsAddr string
 	closers := []closer{balancers, gateways}
 	if cfg.DNS.Listen != "" {
 		dns, err := startDNS(ctx, cfg, log, reg)
@@ -120,6 +121,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 			return nil, err
 		}
 		zones = planes.NewZones(dns, st)
+		dnsAddr = dns.Addr()
 		capabilities = append(capabilities, zones.Capability())
 		settings = append(settings, zones.ViewsSetting())
 		closers = append(closers, dns)
@@ -127,6 +129,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	drOpts := planes.DROptions{Store: st, Logger: log, Registerer: reg}
 	if zones != nil {
 		drOpts.DNS = zones
+		drOpts.Resolver = dnsAddr
 	}
 	if len(cfg.Zones) > 0 {
 		drOpts.Traffic = balancers

@@ -33,6 +33,12 @@ type DR struct {
 
 	mu     sync.Mutex
 	pushed map[string]pushedGroup // resource ID (the manager's name of the group) → the group
+
+	// probes are the grants of each started plan's team (by plan ID) when it started: what
+	// its verify steps may reach (see probeClient). Its own lock: a push holds mu while it
+	// reaches the group's instances.
+	probesMu sync.Mutex
+	probes   map[string]Grants
 }
 
 // pushedGroup is a DR group in the manager, as its team knows it.
@@ -47,6 +53,9 @@ type DROptions struct {
 	DNS dr.DNSSwitcher
 	// Traffic moves balancers' traffic for switch-traffic steps; nil rejects such plans.
 	Traffic dr.TrafficSwitcher
+	// Resolver is this center's DNS server (host:port), which serves the teams' zones: verify
+	// steps resolve names through it. "": the host's resolver.
+	Resolver string
 }
 
 // NewDR starts the manager and its monitor, which reads every group's link and lag each
@@ -55,12 +64,13 @@ func NewDR(ctx context.Context, o DROptions) (*DR, error) {
 	if err := moveTransitions(ctx, o.Store); err != nil {
 		return nil, fmt.Errorf("planes: dr: %w", err)
 	}
+	p := &DR{st: o.Store, done: make(chan struct{}), pushed: map[string]pushedGroup{}, probes: map[string]Grants{}}
 	m, err := dr.New(dr.Options{
 		Drivers:    map[dr.Kind]dr.DriverFunc{dr.KindRedis: drredis.Open},
 		Store:      drStore{o.Store},
 		DNS:        o.DNS,
 		Traffic:    o.Traffic,
-		HTTPClient: &http.Client{},
+		HTTPClient: p.probeClient(o.Resolver),
 		Registerer: o.Registerer,
 		Logger:     o.Logger.With("component", "dr"),
 	})
@@ -68,7 +78,7 @@ func NewDR(ctx context.Context, o DROptions) (*DR, error) {
 		return nil, fmt.Errorf("planes: dr: %w", err)
 	}
 	monitor, cancel := context.WithCancel(context.Background())
-	p := &DR{m: m, st: o.Store, cancel: cancel, done: make(chan struct{}), pushed: map[string]pushedGroup{}}
+	p.m, p.cancel = m, cancel
 	go func() {
 		defer close(p.done)
 		m.Monitor(monitor)
@@ -150,11 +160,12 @@ func (p *DR) Groups() api.Capability {
 }
 
 // Plans is the DR plan capability: a plan is saved, not pushed, and started as a switchover
-// or a drill on the DR groups of its own team.
+// or a drill on the DR groups of its own team; its verify steps probe only the team's own
+// services (admitPlan).
 func (p *DR) Plans() api.Capability {
 	empty := func() any { return &struct{}{} }
 	return api.Capability{
-		Kind: "drplan", Path: "dr/plans", IDPrefix: "dp", Check: checkPlan,
+		Kind: "drplan", Path: "dr/plans", IDPrefix: "dp", Check: checkPlan, Admit: admitPlan,
 		Actions: map[string]api.Action{
 			"switchover": {Input: empty, Do: p.start(dr.ModeSwitchover)},
 			"drill":      {Input: empty, Do: p.start(dr.ModeDrill)},
@@ -318,6 +329,20 @@ func (p *DR) start(mode dr.Mode) func(context.Context, []store.Resource, any) (m
 		if err := decodeStrict(plan.Spec, &cfg); err != nil {
 			return nil, nil, err
 		}
+		// Again at each start: the team's grants may have been narrowed since the save.
+		var grants Grants
+		err := p.st.View(ctx, func(tx store.Reader) (err error) {
+			if grants, err = teamGrants(ctx, tx, plan.TeamID); err != nil {
+				return err
+			}
+			return admitVerifyURLs(ctx, tx, plan.TeamID, cfg)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		p.probesMu.Lock()
+		p.probes[plan.ID] = grants
+		p.probesMu.Unlock()
 		for i, name := range cfg.Groups {
 			id, ok := p.groupID(plan.TeamID, name)
 			if !ok {
