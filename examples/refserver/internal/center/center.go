@@ -111,7 +111,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	settings := []api.Setting{planes.GrantsSetting()}
 	var zones *planes.Zones
 	closers := []closer{balancers, gateways}
-	if cfg.DNS.Listen != "" {
+	off := map[string]string{}
+	if cfg.DNS.Listen == "" {
+		why := "DNS is off in this center: set dns.listen in the configuration (flag -dns-listen) to the address it serves DNS on"
+		off["zones"], off["dns/views"] = why, why
+	} else {
 		dns, err := startDNS(ctx, cfg, log, reg)
 		if err != nil {
 			closeAll(ctx, closers)
@@ -186,6 +190,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Capabilities: capabilities,
 		Settings:     settings,
 		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes(), appSync.Routes()),
+		Off:          off,
 	})
 	appSync.Attach(a)
 	// Before anything reads a resource's secrets: what an older server stored plain is sealed.
