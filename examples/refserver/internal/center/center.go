@@ -317,6 +317,9 @@ func bootstrapAdmin(ctx context.Context, st store.Store, given string, out io.Wr
 	}
 	if created {
 		fmt.Fprintf(out, "center %s: admin token (shown once, store it now): %s\n", center, secret)
+	} else {
+		// A restart, where the token printed at the first start has scrolled away.
+		fmt.Fprintf(out, "center %s: the admin token was shown at the first start; to make one, restart with %s=shk_... (16 or more characters after shk_)\n", center, AdminTokenEnv)
 	}
 	return nil
 }
