@@ -169,6 +169,11 @@ func TestZoneFileRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, s.ExportZoneFile("ybj.internal.", &buf))
 	assert.Contains(t, buf.String(), "api.ybj.internal.\t300\tIN\tA\t10.1.0.10")
+	served, err := s.Zone("ybj.internal.")
+	require.NoError(t, err)
+	var written bytes.Buffer
+	require.NoError(t, s.WriteZoneFile(&written, served))
+	assert.Equal(t, buf.String(), written.String(), "a spec is written as it is served")
 
 	other, err := New(Config{Logger: quietLogger()})
 	require.NoError(t, err)
@@ -189,6 +194,7 @@ func TestZoneFileRoundTrip(t *testing.T) {
 		assert.ErrorIs(t, err, ErrZoneFile, name)
 	}
 	require.ErrorIs(t, s.ExportZoneFile("nope.", &buf), ErrZoneNotFound)
+	require.ErrorIs(t, s.WriteZoneFile(&buf, Zone{Origin: "."}), ErrInvalid)
 }
 
 func TestTwoServersInOneProcess(t *testing.T) {

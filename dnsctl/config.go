@@ -68,7 +68,7 @@ type Config struct {
 	// QueryLog logs every query (client, name, type, rcode, duration) at Info
 	// level to Logger. Default off.
 	QueryLog bool `json:"query_log,omitempty"`
-	// Logger receives the query log and operational messages. Nil: slog.Default().
+	// Logger receives the query log and operational messages. Nil: discard.
 	Logger *slog.Logger `json:"-"`
 	// Registerer, when set, receives the server's Prometheus metrics. Nil: no
 	// metrics. Two servers registering in one registry need
@@ -175,7 +175,7 @@ func (c Config) withDefaults() Config {
 		c.Primary = &p
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

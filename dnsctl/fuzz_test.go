@@ -19,7 +19,7 @@ import (
 func FuzzImportZoneFile(f *testing.F) {
 	f.Add("$TTL 60\n@ IN SOA ns1 hostmaster 7 60 10 600 30\nwww IN A 10.0.0.1\n")
 	f.Fuzz(func(t *testing.T, data string) {
-		z, err := parseZoneFile("fuzz.internal.", strings.NewReader(data))
+		z, err := ParseZoneFile("fuzz.internal.", strings.NewReader(data))
 		if err != nil {
 			return
 		}
@@ -31,7 +31,7 @@ func FuzzImportZoneFile(f *testing.F) {
 		if err := s.ExportZoneFile("fuzz.internal.", &buf); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := parseZoneFile("fuzz.internal.", &buf); err != nil {
+		if _, err := ParseZoneFile("fuzz.internal.", &buf); err != nil {
 			t.Fatalf("export does not import again: %v\n%s", err, buf.String())
 		}
 	})

@@ -199,3 +199,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Without a Logger the server logs nothing, as every other package does, rather than
+// writing to the process's default logger.
+func TestNoLoggerLogsNothing(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer slog.SetDefault(prev)
+
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", QueryLog: true, Zones: []Zone{testZone()}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, s.Start(ctx))
+	m := new(dns.Msg)
+	m.SetQuestion("api.ybj.internal.", dns.TypeA)
+	_, err = dns.Exchange(m, s.Addr())
+	require.NoError(t, err)
+	require.NoError(t, s.Close(ctx))
+	require.Empty(t, buf.String())
+}

@@ -15,7 +15,7 @@ import (
 // whole zone (see ApplyZone), returning the new serial. $INCLUDE is refused.
 // Record types outside those a RecordSet supports are an error, naming the line.
 func (s *Server) ImportZoneFile(ctx context.Context, origin string, r io.Reader) (uint32, error) {
-	z, err := parseZoneFile(origin, r)
+	z, err := ParseZoneFile(origin, r)
 	if err != nil {
 		return 0, err
 	}
@@ -31,20 +31,42 @@ func (s *Server) ExportZoneFile(origin string, w io.Writer) error {
 	if z == nil {
 		return fmt.Errorf("%w: %s", ErrZoneNotFound, origin)
 	}
+	return writeZoneFile(w, z)
+}
+
+// WriteZoneFile writes z, which need not be served, as ExportZoneFile would
+// once z is applied: a record set with centers appears with the targets its
+// active center (or, active in every center, this server's center) answers.
+// The file therefore holds no per-center alternatives, and importing it back
+// replaces them with the targets written.
+func (s *Server) WriteZoneFile(w io.Writer, z Zone) error {
+	if err := z.Validate(); err != nil {
+		return err
+	}
+	zs, err := s.newZoneState(z.normalize(), false)
+	if err != nil {
+		return err
+	}
+	return writeZoneFile(w, zs.snap)
+}
+
+func writeZoneFile(w io.Writer, z *zoneSnap) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "$ORIGIN %s\n", origin)
+	fmt.Fprintf(bw, "$ORIGIN %s\n", z.origin)
 	for _, rr := range z.flatten() {
 		bw.WriteString(rr.String())
 		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("dnsctl: export zone %s: %w", origin, err)
+		return fmt.Errorf("dnsctl: export zone %s: %w", z.origin, err)
 	}
 	return nil
 }
 
-// parseZoneFile turns a zone file into a Zone: one record set per name and type.
-func parseZoneFile(origin string, r io.Reader) (Zone, error) {
+// ParseZoneFile reads an RFC 1035 zone file for origin into a Zone, one record
+// set per name and type, as ImportZoneFile does, without applying it. $INCLUDE
+// is refused; errors wrap ErrZoneFile and name the line.
+func ParseZoneFile(origin string, r io.Reader) (Zone, error) {
 	if _, ok := dns.IsDomainName(origin); !ok {
 		return Zone{}, validate.One(ErrInvalid, "origin", "must be a domain name")
 	}

@@ -89,7 +89,7 @@ type Status struct {
 	Syncing bool `json:"syncing"`
 	// LastContact is when the replica last heard from its primary; zero
 	// when it never did or does not replicate.
-	LastContact time.Time `json:"last_contact"`
+	LastContact time.Time `json:"last_contact,omitzero"`
 	// Lag is how far the replica is behind its primary.
 	Lag Lag `json:"lag"`
 }

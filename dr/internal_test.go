@@ -1,6 +1,7 @@
 package dr
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -188,4 +189,19 @@ func TestStepKindsTable(t *testing.T) {
 	}
 	require.Equal(t, "fence and promote", takers("force"))
 	require.Equal(t, "precheck, fence, catch-up, promote, switch-dns, switch-traffic, start-apps, verify", takers(""))
+}
+
+// Times not known yet (a run still running, a step not started or not ended, a replica that
+// never heard from its primary) are left out of the JSON rather than shown as year 1.
+func TestUnknownTimesAreLeftOut(t *testing.T) {
+	started := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
+	for _, v := range []any{
+		Run{Started: started, Steps: []StepRun{{Name: "fence", Kind: StepFence}}},
+		Group{Status: &Status{At: started}},
+	} {
+		out, err := json.Marshal(v)
+		require.NoError(t, err)
+		require.NotContains(t, string(out), "0001-01-01", "%T: %s", v, out)
+		require.Contains(t, string(out), "2026-12-07T22:00:00Z", "%T: %s", v, out)
+	}
 }

@@ -71,7 +71,7 @@ type Run struct {
 	State     RunState  `json:"state"`
 	Started   time.Time `json:"started"`
 	// Ended is when the run stopped; zero while it runs.
-	Ended time.Time `json:"ended"`
+	Ended time.Time `json:"ended,omitzero"`
 	// Error says why the run failed, was canceled or could not be rolled
 	// back.
 	Error  string    `json:"error,omitempty"`
@@ -87,8 +87,8 @@ type StepRun struct {
 	Kind     StepKind  `json:"kind"`
 	State    StepState `json:"state"`
 	Attempts int       `json:"attempts"`
-	Started  time.Time `json:"started"`
-	Ended    time.Time `json:"ended"`
+	Started  time.Time `json:"started,omitzero"`
+	Ended    time.Time `json:"ended,omitzero"`
 	// Output holds what the step did and found, a line per fact.
 	Output []string `json:"output,omitempty"`
 	Error  string   `json:"error,omitempty"`

@@ -57,7 +57,7 @@ type Balancer struct {
 	mu        sync.Mutex
 	closed    bool
 	current   *applied
-	listeners map[string]*listener // by bound address
+	listeners map[string]*listener // by listenerKey
 	servers   map[string]*server   // by group, name and address
 	versions  []VersionInfo
 	lastVer   uint64
@@ -196,11 +196,12 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 	var opened []*listener
 	for i := range c.Listeners {
 		lc := &c.Listeners[i]
-		addr := joinHostPort(c.Address, lc.Port)
-		snaps[addr] = newListenerSnap(lc, next.groups, tlsConfigs[lc.Name])
-		if _, ok := b.listeners[addr]; ok {
+		key := listenerKey(c.Address, lc)
+		snaps[key] = newListenerSnap(lc, next.groups, tlsConfigs[lc.Name])
+		if _, ok := b.listeners[key]; ok {
 			continue
 		}
+		addr := joinHostPort(c.Address, lc.Port)
 		ln, err := b.listen(ctx, "tcp", addr)
 		if err != nil {
 			for _, l := range opened {
@@ -211,7 +212,7 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 			b.emit(Event{Kind: EventConfigRejected, Reason: err.Error()})
 			return 0, err
 		}
-		opened = append(opened, &listener{b: b, addr: addr, ln: ln, conns: make(map[*trackedConn]struct{})})
+		opened = append(opened, &listener{b: b, key: key, addr: ln.Addr().String(), ln: ln, conns: make(map[*trackedConn]struct{})})
 	}
 
 	// Commit: nothing below fails.
@@ -228,12 +229,12 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 			srv.setCheck(specs[srv])
 		}
 	}
-	for addr, l := range b.listeners {
-		if s, ok := snaps[addr]; ok {
+	for key, l := range b.listeners {
+		if s, ok := snaps[key]; ok {
 			l.snap.Store(s)
 			continue
 		}
-		delete(b.listeners, addr)
+		delete(b.listeners, key)
 		b.bg.Add(1)
 		go func() {
 			defer b.bg.Done()
@@ -243,8 +244,8 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 		}()
 	}
 	for _, l := range opened {
-		l.snap.Store(snaps[l.addr])
-		b.listeners[l.addr] = l
+		l.snap.Store(snaps[l.key])
+		b.listeners[l.key] = l
 		l.wg.Add(1)
 		go l.serve()
 	}
@@ -264,6 +265,15 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 	b.countApply(true)
 	b.emit(Event{Kind: EventConfigApplied, Version: next.version, Reason: note})
 	return next.version, nil
+}
+
+// listenerKey is how a push finds the open listener it keeps: by address and port or, for
+// port 0 (a new free port at each open), by address and name.
+func listenerKey(address string, l *Listener) string {
+	if l.Port == 0 {
+		return joinHostPort(address, 0) + "/" + l.Name
+	}
+	return joinHostPort(address, l.Port)
 }
 
 // removedListenerGrace bounds how long a listener removed by a push may
@@ -345,6 +355,19 @@ func (b *Balancer) ServerAt(group, hostPort string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Addr returns the address the named listener of the running config is bound to (for
+// port 0, with the port it got), or false when no listener has that name.
+func (b *Balancer) Addr(listener string) (net.Addr, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range b.listeners {
+		if l.snap.Load().name == listener {
+			return l.ln.Addr(), true
+		}
+	}
+	return nil, false
 }
 
 // Status is a snapshot of the running balancer, as a monitor shows it.

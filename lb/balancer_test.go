@@ -258,9 +258,10 @@ func TestApplyRejectsAndRollsBack(t *testing.T) {
 func TestListenersAddedAndRemovedAlone(t *testing.T) {
 	be := newBackend(t, "be", nil)
 	cfg := config(t, be.server(Working))
-	cfg.Listeners = append(cfg.Listeners, Listener{Name: "two", Port: freePort(t), Protocol: ProtocolHTTP, DefaultGroup: "g"})
+	cfg.Listeners = append(cfg.Listeners, Listener{Name: "two", Protocol: ProtocolHTTP, DefaultGroup: "g"})
 	b := newBalancer(t, Options{})
 	apply(t, b, cfg)
+	two := listenerAddr(t, b, "two")
 
 	// A keep-alive connection on the first listener, open across the push.
 	conn, err := net.Dial("tcp", addr(cfg, 0))
@@ -283,17 +284,17 @@ func TestListenersAddedAndRemovedAlone(t *testing.T) {
 		t.Fatalf("before push: %q", got)
 	}
 	next := cfg
-	next.Listeners = []Listener{cfg.Listeners[0], {Name: "three", Port: freePort(t), Protocol: ProtocolHTTP, DefaultGroup: "g"}}
+	next.Listeners = []Listener{cfg.Listeners[0], {Name: "three", Protocol: ProtocolHTTP, DefaultGroup: "g"}}
 	apply(t, b, next)
 	if got := ask(); got != "be" {
 		t.Fatalf("kept listener's connection after push: %q", got)
 	}
 	c := &http.Client{}
-	if _, body, err := get(c, url(next, 1, "/")); err != nil || body != "be" {
+	if _, body, err := get(c, "http://"+listenerAddr(t, b, "three")+"/"); err != nil || body != "be" {
 		t.Errorf("new listener: %q %v", body, err)
 	}
 	waitFor(t, 2*time.Second, "the removed listener to close", func() bool {
-		_, _, err := get(c, url(cfg, 1, "/"))
+		_, _, err := get(c, "http://"+two+"/")
 		return err != nil
 	})
 }
@@ -628,5 +629,64 @@ func TestConfigAndServerAt(t *testing.T) {
 	}
 	if kept := *b.Versions()[0].Config; !reflect.DeepEqual(cfg, kept) {
 		t.Fatalf("changing a copy changed the kept version: %+v", kept)
+	}
+}
+
+// listenerAddr is the bound address of the named listener, as Addr and Status report it.
+func listenerAddr(t *testing.T, b *Balancer, name string) string {
+	t.Helper()
+	var status string
+	for _, l := range b.Status().Listeners {
+		if l.Name == name {
+			status = l.Address
+		}
+	}
+	a, ok := b.Addr(name)
+	if !ok {
+		if status != "" {
+			t.Fatalf("Status has listener %s on %s, Addr has none", name, status)
+		}
+		return ""
+	}
+	if a.String() != status {
+		t.Fatalf("listener %s: Addr says %s, Status %s", name, a, status)
+	}
+	return status
+}
+
+// Port 0 is any free port, bound when the listener opens: each port-0 listener gets its
+// own, Status and Addr report it, and a push that keeps the listener (by name) keeps it.
+func TestListenerOnPortZero(t *testing.T) {
+	be := newBackend(t, "be", nil)
+	cfg := config(t, be.server(Working))
+	cfg.Listeners = []Listener{
+		{Name: "one", Protocol: ProtocolHTTP, DefaultGroup: "g"},
+		{Name: "two", Protocol: ProtocolHTTP, DefaultGroup: "g"},
+	}
+	b := newBalancer(t, Options{})
+	apply(t, b, cfg)
+	one, two := listenerAddr(t, b, "one"), listenerAddr(t, b, "two")
+	if one == two || strings.HasSuffix(one, ":0") || strings.HasSuffix(two, ":0") {
+		t.Fatalf("bound addresses: %q and %q", one, two)
+	}
+	c := &http.Client{}
+	for _, a := range []string{one, two} {
+		if _, body, err := get(c, "http://"+a+"/"); err != nil || body != "be" {
+			t.Fatalf("through %s: %q %v", a, body, err)
+		}
+	}
+	// Pushed again with "two" renamed: "one" keeps its socket, "three" gets a new one.
+	next := cfg
+	next.Listeners = []Listener{cfg.Listeners[0], {Name: "three", Protocol: ProtocolHTTP, DefaultGroup: "g"}}
+	apply(t, b, next)
+	if got := listenerAddr(t, b, "one"); got != one {
+		t.Errorf("kept listener moved from %s to %s", one, got)
+	}
+	three := listenerAddr(t, b, "three")
+	if three == "" || three == one || strings.HasSuffix(three, ":0") {
+		t.Errorf("new listener's address: %q", three)
+	}
+	if got := listenerAddr(t, b, "two"); got != "" {
+		t.Errorf("removed listener still reported on %s", got)
 	}
 }

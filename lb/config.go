@@ -38,8 +38,11 @@ const (
 type Listener struct {
 	// Name identifies the listener in status and metrics.
 	Name string `json:"name" validate:"required,max=64"`
-	// Port to listen on, unique within the balancer.
-	Port int `json:"port" validate:"min=1,max=65535"`
+	// Port to listen on, unique within the balancer. 0 is any free port, chosen when
+	// the listener opens (Balancer.Addr and Status say which): a push that keeps a
+	// port-0 listener of the same name on the same address keeps its socket and port,
+	// any other open gets a new port.
+	Port int `json:"port" validate:"min=0,max=65535"`
 	// Protocol is http, https or tcp. A push may change it; connections
 	// accepted afterwards use the new one.
 	Protocol Protocol `json:"protocol" validate:"required,oneof=http https tcp"`

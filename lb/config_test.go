@@ -87,9 +87,9 @@ func TestValidate(t *testing.T) {
 		}, map[string]string{"listeners[0].default_group": "is required for tcp", "listeners[0].rules": "not allowed for tcp"}},
 		{"every error at once", func(c *BalancerConfig) {
 			c.Name = ""
-			c.Listeners[0].Port = 0
+			c.Listeners[0].Port = -1
 			c.Groups[0].Servers[0].Port = 0
-		}, map[string]string{"name": "required", "listeners[0].port": "at least 1", "groups[0].servers[0].port": "at least 1"}},
+		}, map[string]string{"name": "required", "listeners[0].port": "at least 0", "groups[0].servers[0].port": "at least 1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,7 +67,9 @@
 // a config, opens new ports, and swaps it in atomically: requests in flight
 // finish on the config they started with, ports that stay keep their
 // sockets and connections, removed ports stop accepting and finish their
-// requests. Each applied config gets a version; [Balancer.Versions] lists the
+// requests. Port 0 is any free port: [Balancer.Addr] says which, and a push
+// keeps a port-0 listener's socket while a listener of that name stays on
+// port 0 at the same address. Each applied config gets a version; [Balancer.Versions] lists the
 // kept ones and [Balancer.Rollback] applies one again. [Balancer.Drain] takes
 // a server out gracefully; [Balancer.Status] is the monitor's view;
 // [Balancer.Subscribe] streams server and config events. [Balancer.Close]
@@ -90,8 +92,8 @@
 // # Testing code that uses lb
 //
 // Everything runs in-process on loopback: start httptest servers as the
-// group's servers, apply a config on a free 127.0.0.1 port, and send
-// requests (see the package example). Options.Dial lets a test inject
-// failures on the way to servers. The package's own tests kill servers under
+// group's servers, apply a config on 127.0.0.1 port 0, ask [Balancer.Addr]
+// where it listens, and send requests (see the package example). Options.Dial
+// lets a test inject failures on the way to servers. The package's own tests kill servers under
 // load, push configs under load, and fuzz the HTTP parser.
 package lb

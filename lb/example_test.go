@@ -29,12 +29,12 @@ func Example() {
 	}
 	defer b.Close(context.Background())
 
-	port := freePort()
 	cfg := lb.BalancerConfig{
 		Name:    "outpatient",
 		Address: "127.0.0.1",
 		Listeners: []lb.Listener{{
-			Name: "web", Port: port, Protocol: lb.ProtocolHTTP,
+			// Port 0: any free port; Addr says which.
+			Name: "web", Port: 0, Protocol: lb.ProtocolHTTP,
 			Rules: []lb.Rule{{PathPrefix: "/pms/biz/outpatient", Group: "outpatient"}},
 		}},
 		Groups: []lb.ServerGroup{{
@@ -54,7 +54,8 @@ func Example() {
 	}
 	fmt.Println("applied version", version)
 
-	u := fmt.Sprintf("http://127.0.0.1:%d/pms/biz/outpatient/bizc2201", port)
+	addr, _ := b.Addr("web")
+	u := "http://" + addr.String() + "/pms/biz/outpatient/bizc2201"
 	fmt.Println(fetch(u))
 	working.Close()
 	fmt.Println(fetch(u)) // retried on the standby: no error
@@ -87,12 +88,3 @@ func fetch(u string) string {
 }
 
 func portOf(s *httptest.Server) int { return s.Listener.Addr().(*net.TCPAddr).Port }
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}

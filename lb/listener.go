@@ -161,7 +161,8 @@ func (s *listenerSnap) route(host, path []byte, scratch *[]byte) *group {
 // connections are not disturbed.
 type listener struct {
 	b       *Balancer
-	addr    string
+	key     string // in Balancer.listeners
+	addr    string // bound
 	ln      net.Listener
 	snap    atomic.Pointer[listenerSnap]
 	closing atomic.Bool

@@ -35,3 +35,23 @@ func TestDRPairWithRedisDownIsABadGateway(t *testing.T) {
 	require.Contains(t, string(raw), "unreachable")
 	require.False(t, strings.Contains(string(raw), password), "the answer shows the password: %s", raw)
 }
+
+// A DR group of a kind this server has no driver for (kafka, fastdfs) is refused at save,
+// with the kinds it has drivers for, not accepted and then refused at push.
+func TestDRGroupKindWithoutDriverIsRefusedAtSave(t *testing.T) {
+	root := startGrantsCenter(t)
+	team := newTenant(t, root, "dr")
+	for _, kind := range []string{"kafka", "fastdfs"} {
+		group := map[string]any{"name": "ybj-" + kind, "kind": kind,
+			"a": map[string]any{"addr": "127.0.0.1:1"}, "b": map[string]any{"addr": "127.0.0.1:2"}}
+		status, raw := team.api.do("POST", "/api/v1/dr/groups", map[string]any{"spec": group})
+		require.Equal(t, 400, status, "%s", raw)
+		require.Contains(t, string(raw), `"spec.kind":"no driver for kind `+kind+` in this server (it has: redis)"`)
+	}
+	group := map[string]any{"name": "ybj-cache", "kind": "redis",
+		"a": map[string]any{"addr": "127.0.0.1:1"}, "b": map[string]any{"addr": "127.0.0.1:2"}}
+	var g struct{ ID string }
+	team.api.ok(201, "POST", "/api/v1/dr/groups", map[string]any{"spec": group}, &g)
+	group["kind"] = "kafka"
+	refused(t, team.api, "spec.kind", "PUT", "/api/v1/dr/groups/"+g.ID, map[string]any{"spec": group})
+}

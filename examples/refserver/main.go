@@ -4,6 +4,7 @@
 //	refserver [flags]            run one center (see -h for every option)
 //	refserver demo [flags]       run center A and center B on loopback with demo data
 //	refserver sign [flags] URL   send one request signed as a gateway consumer
+//	refserver demo-app [flags]   the demo's outpatient app, which the demo deploys
 package main
 
 import (
@@ -37,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "demo-app" {
-		// Hidden: the demo's outpatient app, which the demo deploys as this binary.
+		// The demo's outpatient app, which the demo deploys as this binary.
 		return runDemoApp(ctx, args[1:], stderr)
 	}
 	if len(args) > 0 && args[0] == "sign" {

@@ -61,6 +61,9 @@ func TestHelpAndBadConfig(t *testing.T) {
 	err := run(context.Background(), []string{"-h"}, io.Discard, &stderr)
 	require.Error(t, err)
 	require.Contains(t, stderr.String(), "-data-dir")
+	for _, sub := range []string{"refserver demo ", "refserver sign ", "refserver demo-app "} {
+		require.Contains(t, stderr.String(), sub, "-h lists every subcommand")
+	}
 
 	err = run(context.Background(), []string{"-role", "boss", "-data-dir", t.TempDir()}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, `center.role: must be one of primary, standby, got "boss"`)

@@ -43,6 +43,10 @@ type Options struct {
 	Settings []Setting
 	// Routes are data planes' own endpoints.
 	Routes []Route
+	// Off are the paths under /api/v1 of what this server was configured without, such
+	// as "zones" without a DNS server, each with what turns it on: requests there answer
+	// 404 with it rather than "no endpoint".
+	Off map[string]string
 }
 
 // Server is the HTTP handler of one center.
@@ -145,6 +149,14 @@ func (s *Server) routes(o Options) http.Handler {
 	}
 	for _, rt := range o.Routes {
 		s.mountRoute(api, rt)
+	}
+
+	for path, why := range o.Off {
+		off := func(http.ResponseWriter, *http.Request) error {
+			return newError(http.StatusNotFound, codeNotFound, "%s", why)
+		}
+		api("/api/v1/"+path, off)
+		api("/api/v1/"+path+"/", off)
 	}
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

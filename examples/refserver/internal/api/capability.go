@@ -47,6 +47,9 @@ type Capability struct {
 	Actions map[string]Action
 	// Parts are lists inside the spec that are edited one item at a time.
 	Parts []Part
+	// Formats are other representations of the spec, by the name of their URL segment
+	// (a zone's "zonefile"), read and saved beside the JSON one.
+	Formats map[string]Format
 	// Secrets are the paths of the spec's secret fields, such as "a.password" or
 	// "items[].token" (see store.DeclareSecrets): the store seals them at rest and hides them
 	// in the audit log, answers show them as store.Hidden, and a spec sent back with
@@ -195,6 +198,7 @@ func (s *Server) mount(api func(string, func(http.ResponseWriter, *http.Request)
 		}
 	}
 	cr.mountParts(api)
+	cr.mountFormats(api)
 	s.capabilities = append(s.capabilities, cr)
 }
 
@@ -364,14 +368,7 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
 	}
-	return cr.save(w, r, http.StatusCreated, in.Spec, func(tx store.Tx, name string) (store.Resource, error) {
-		team, err := ownProject(r, tx, in.TeamID, in.ProjectID)
-		if err != nil {
-			return store.Resource{}, err
-		}
-		spec, err := cr.keepSecrets(in.Spec, nil)
-		return store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: spec}, err
-	})
+	return cr.save(w, r, http.StatusCreated, in.Spec, cr.newResource(r, in))
 }
 
 func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error {
@@ -382,15 +379,7 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
 	}
-	return cr.save(w, r, http.StatusOK, in.Spec, func(tx store.Tx, name string) (store.Resource, error) {
-		res, err := cr.load(r, tx)
-		if err != nil {
-			return res, err
-		}
-		res.Name = name
-		res.Spec, err = cr.keepSecrets(in.Spec, res.Spec)
-		return res, err
-	})
+	return cr.save(w, r, http.StatusOK, in.Spec, cr.replaceSpec(r, in.Spec))
 }
 
 // save checks spec with the capability's rules, then stores the resource that resource

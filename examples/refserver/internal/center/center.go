@@ -112,7 +112,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	var zones *planes.Zones
 	var dnsAddr string
 	closers := []closer{balancers, gateways}
-	if cfg.DNS.Listen != "" {
+	off := map[string]string{}
+	if cfg.DNS.Listen == "" {
+		why := "DNS is off in this center: set dns.listen in the configuration (flag -dns-listen) to the address it serves DNS on"
+		off["zones"], off["dns/views"] = why, why
+	} else {
 		dns, err := startDNS(ctx, cfg, log, reg)
 		if err != nil {
 			closeAll(ctx, closers)
@@ -189,6 +193,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 		Capabilities: capabilities,
 		Settings:     settings,
 		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes(), appSync.Routes()),
+		Off:          off,
 	})
 	appSync.Attach(a)
 	// Before anything reads a resource's secrets: what an older server stored plain is sealed.
@@ -315,6 +320,9 @@ func bootstrapAdmin(ctx context.Context, st store.Store, given string, out io.Wr
 	}
 	if created {
 		fmt.Fprintf(out, "center %s: admin token (shown once, store it now): %s\n", center, secret)
+	} else {
+		// A restart, where the token printed at the first start has scrolled away.
+		fmt.Fprintf(out, "center %s: the admin token was shown at the first start; to make one, restart with %s=shk_... (16 or more characters after shk_)\n", center, AdminTokenEnv)
 	}
 	return nil
 }

@@ -45,7 +45,12 @@ func TestFirstStartPrintsTheAdminTokenOnce(t *testing.T) {
 	out.Reset()
 	c, err = Open(ctx, cfg, Options{Out: &out})
 	require.NoError(t, err)
-	require.Empty(t, out.String(), "the token is never printed again")
+	// Instead, one line says where it was and how to make one.
+	again := out.String()
+	require.NotContains(t, again, token, "the token is never printed again")
+	require.Equal(t, 1, strings.Count(again, "\n"), again)
+	require.Contains(t, again, "the admin token was shown at the first start")
+	require.Contains(t, again, AdminTokenEnv)
 	stop, done = serve(t, c)
 	stop()
 	require.NoError(t, <-done)
@@ -56,8 +61,10 @@ func TestAdminTokenFromEnvironment(t *testing.T) {
 	require.ErrorContains(t, err, AdminTokenEnv)
 
 	token := "shk_0123456789abcdef0123"
-	c, err := Open(context.Background(), testConfig(t), Options{AdminToken: token})
+	var out bytes.Buffer
+	c, err := Open(context.Background(), testConfig(t), Options{AdminToken: token, Out: &out})
 	require.NoError(t, err)
+	require.Empty(t, out.String(), "a token given needs no hint")
 	stop, done := serve(t, c)
 	defer func() { stop(); <-done }()
 	req, _ := http.NewRequest("GET", c.URL()+"/api/v1/audit", nil)
@@ -80,8 +87,10 @@ func TestInvalidConfigIsRefusedBeforeAnythingStarts(t *testing.T) {
 // A request still arriving when shutdown begins is finished, not cut off.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	token := "shk_0123456789abcdef0123"
-	c, err := Open(context.Background(), testConfig(t), Options{AdminToken: token})
+	var out bytes.Buffer
+	c, err := Open(context.Background(), testConfig(t), Options{AdminToken: token, Out: &out})
 	require.NoError(t, err)
+	require.Empty(t, out.String(), "a token given needs no hint")
 	stop, done := serve(t, c)
 
 	body, feed := io.Pipe()

@@ -216,8 +216,11 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	var file string
 	fs.StringVar(&file, "config", "", "YAML configuration `file` (keys in parentheses below); flags given as well override it")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: refserver [flags]          run one center
-       refserver demo [flags]     run center A and center B on loopback with demo data
+		fmt.Fprint(stderr, `usage: refserver [flags]               run one center
+       refserver demo [flags]          run center A and center B on loopback with demo data
+       refserver sign [flags] URL      send one request signed as a gateway consumer
+       refserver demo-app [flags]      the demo's outpatient app, which the demo deploys
+Each subcommand's -h lists its flags.
 
 The first start prints an admin API token once; set `+"SHUANGHUO_ADMIN_TOKEN"+` to choose it instead.
 appsync's key (sync_key in the file) may come from `+"SHUANGHUO_SYNC_KEY"+` instead, to keep it out of files.

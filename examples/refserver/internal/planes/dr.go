@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +68,7 @@ func NewDR(ctx context.Context, o DROptions) (*DR, error) {
 	}
 	p := &DR{st: o.Store, done: make(chan struct{}), pushed: map[string]pushedGroup{}, probes: map[string]Grants{}}
 	m, err := dr.New(dr.Options{
-		Drivers:    map[dr.Kind]dr.DriverFunc{dr.KindRedis: drredis.Open},
+		Drivers:    drDrivers,
 		Store:      drStore{o.Store},
 		DNS:        o.DNS,
 		Traffic:    o.Traffic,
@@ -173,6 +175,9 @@ func (p *DR) Plans() api.Capability {
 	}
 }
 
+// drDrivers are the kinds of DR group this server runs; dr.GroupConfig allows more.
+var drDrivers = map[dr.Kind]dr.DriverFunc{dr.KindRedis: drredis.Open}
+
 func checkGroup(spec json.RawMessage) (string, error) {
 	var cfg dr.GroupConfig
 	if err := decodeStrict(spec, &cfg); err != nil {
@@ -181,7 +186,20 @@ func checkGroup(spec json.RawMessage) (string, error) {
 	if err := cfg.Validate(); err != nil {
 		return "", drError(err)
 	}
+	// Refused at save, as the manager would refuse it at every push.
+	if _, ok := drDrivers[cfg.Kind]; !ok {
+		kinds := slices.Sorted(maps.Keys(drDrivers))
+		return "", api.InvalidSpec{"kind": fmt.Sprintf("no driver for kind %s in this server (it has: %s)", cfg.Kind, joinKinds(kinds))}
+	}
 	return cfg.Name, nil
+}
+
+func joinKinds(kinds []dr.Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
 }
 
 func checkPlan(spec json.RawMessage) (string, error) {

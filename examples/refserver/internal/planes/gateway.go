@@ -310,12 +310,13 @@ func (p *Gateways) Push(ctx context.Context, r store.Resource) error {
 // start makes a gateway and its balancer for a first push, the gateway holding the
 // statistics of an earlier run.
 func (p *Gateways) start(ctx context.Context, r store.Resource, cfg gateway.ServiceConfig) (*gatewayInstance, error) {
-	log := p.log.With("gateway", r.ID)
 	var reg prometheus.Registerer
 	if p.reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"resource": r.ID}, p.reg)
 	}
-	svc, err := gateway.NewService(gateway.Options{Name: r.ID, Logger: log, Registerer: p.reg}, lb.Options{Logger: log, Registerer: reg})
+	// The gateway names itself (Name) in its lines; the balancer's need the name added.
+	svc, err := gateway.NewService(gateway.Options{Name: r.ID, Logger: p.log, Registerer: p.reg},
+		lb.Options{Logger: p.log.With("gateway", r.ID), Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("planes: start gateway %s: %w", r.ID, err)
 	}

@@ -1,10 +1,12 @@
 package planes
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -93,7 +95,7 @@ func TestGatewayCheckReportsSpecFields(t *testing.T) {
 			m["consumers"].([]any)[0].(map[string]any)["kind"] = "insurer"
 		}, "consumers[0].kind"},
 		{"a balancer field", func(m map[string]any) {
-			m["listeners"].([]any)[0].(map[string]any)["port"] = 0
+			m["listeners"].([]any)[0].(map[string]any)["port"] = 70000
 		}, "listeners[0].port"},
 	}
 	for _, tc := range cases {
@@ -241,4 +243,31 @@ func TestGatewayPushIsWholeAndStatsSurvive(t *testing.T) {
 	require.NoError(t, p2.Remove(ctx, res))
 	_, err = p2.Status(ctx, res)
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// The gateway's log lines name it once: the plane's logger and the gateway package each
+// added gateway=ID.
+func TestGatewayLogNamesTheGatewayOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(ctx, dir, store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	key, err := store.LoadKey("", filepath.Join(dir, "key"))
+	require.NoError(t, err)
+	sealer, err := store.NewSealer(key)
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := NewGateways(GatewayOptions{Store: st, Sealer: sealer, SaveEvery: time.Hour, Logger: log})
+	require.NoError(t, err)
+	defer p.Close(ctx)
+
+	res := store.Resource{Kind: "gateway", ID: "gw_1", TeamID: "tm_1", Spec: raw(t, gatewaySpec(0, "127.0.0.1:1", "hosp-1"))}
+	setSecret(t, p, "gw_1", "hosp-1", strings.Repeat("5e", 16))
+	require.NoError(t, p.Push(ctx, res))
+	require.Contains(t, logs.String(), "gateway=gw_1")
+	for line := range strings.Lines(logs.String()) {
+		require.LessOrEqual(t, strings.Count(line, "gateway="), 1, line)
+	}
 }

@@ -1,11 +1,13 @@
 package planes
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -64,7 +66,64 @@ func (p *Zones) Capability() api.Capability {
 			"switch":  {Collection: true, Input: func() any { return &SwitchInput{} }, Do: p.switchCenter},
 			"changes": {Input: func() any { return &ChangesInput{} }, Do: p.applyChanges},
 		},
+		Formats: map[string]api.Format{
+			"zonefile": {ContentType: "text/dns", Encode: p.encodeZoneFile, Decode: decodeZoneFile},
+		},
 	}
+}
+
+// encodeZoneFile writes a saved zone as an RFC 1035 zone file, as this center would serve it.
+func (p *Zones) encodeZoneFile(spec json.RawMessage) ([]byte, error) {
+	var z dnsctl.Zone
+	if err := decodeStrict(spec, &z); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := p.srv.WriteZoneFile(&b, z); err != nil {
+		return nil, fmt.Errorf("planes: zone %s as a zone file: %w", z.Origin, err)
+	}
+	return b.Bytes(), nil
+}
+
+// decodeZoneFile reads an RFC 1035 zone file into a zone spec. Its origin is the saved
+// zone's when it replaces one; for a new zone, ?origin= or the file's first $ORIGIN.
+func decodeZoneFile(body []byte, old json.RawMessage, query url.Values) (json.RawMessage, error) {
+	var origin string
+	if old != nil {
+		var z dnsctl.Zone
+		if err := json.Unmarshal(old, &z); err != nil {
+			return nil, fmt.Errorf("planes: the saved zone: %w", err)
+		}
+		origin = z.Origin
+	} else if origin = query.Get("origin"); origin == "" {
+		origin = fileOrigin(body)
+	}
+	if origin == "" {
+		return nil, api.Invalid(map[string]string{"origin": "the zone file has no $ORIGIN: give the zone's origin as ?origin="})
+	}
+	z, err := dnsctl.ParseZoneFile(origin, bytes.NewReader(body))
+	if errors.Is(err, dnsctl.ErrZoneFile) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, zoneError(err)
+	}
+	spec, err := json.Marshal(z)
+	if err != nil {
+		return nil, fmt.Errorf("planes: encode zone %s: %w", origin, err)
+	}
+	return spec, nil
+}
+
+// fileOrigin is the name of a zone file's first $ORIGIN directive, or "".
+func fileOrigin(body []byte) string {
+	for line := range strings.Lines(string(body)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && strings.EqualFold(f[0], "$ORIGIN") {
+			return f[1]
+		}
+	}
+	return ""
 }
 
 // SwitchInput is the body of a switch.
