@@ -342,7 +342,7 @@ func TestBusyAndAbort(t *testing.T) {
 // store in a new manager, and reads on from the cursor.
 func TestEventFeedAcrossStoreRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deploy.json")
-	store, err := deploy.OpenFileStore(path)
+	store, err := deploy.OpenFileStore(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestEventFeedAcrossStoreRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	store2, err := deploy.OpenFileStore(path)
+	store2, err := deploy.OpenFileStore(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -65,9 +66,18 @@ type Store interface {
 // MemoryStore is a Store in memory, or in a JSON file when opened with
 // OpenFileStore. The zero value is an empty store in memory.
 type MemoryStore struct {
-	mu   sync.Mutex
-	path string // "" in memory
-	s    storeData
+	mu      sync.Mutex
+	path    string // "" in memory
+	secrets Secrets
+	s       storeData
+}
+
+// Secrets seals the secrets a file store writes — a node's SSH password — so that the file
+// holds none in plain text, and opens them when it reads the file. Each value is bound to what
+// it is the secret of (the parts given), so that a sealed value moved elsewhere does not open.
+type Secrets interface {
+	Seal(plain string, to ...string) (string, error)
+	Open(sealed string, to ...string) (string, error)
 }
 
 type storeData struct {
@@ -82,9 +92,10 @@ type storeData struct {
 // OpenFileStore returns a MemoryStore that loads its state from the JSON
 // file at path, when it exists, and writes the file again (to a temporary
 // file renamed over it) after each change. It suits a single process with
-// modest history; a control plane uses its database.
-func OpenFileStore(path string) (*MemoryStore, error) {
-	s := &MemoryStore{path: path}
+// modest history; a control plane uses its database. secrets, when not nil,
+// seals the nodes' SSH passwords in the file; nil writes them as they are.
+func OpenFileStore(path string, secrets Secrets) (*MemoryStore, error) {
+	s := &MemoryStore{path: path, secrets: secrets}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -95,8 +106,52 @@ func OpenFileStore(path string) (*MemoryStore, error) {
 	if err := json.Unmarshal(b, &s.s); err != nil {
 		return nil, fmt.Errorf("deploy: file store %s: %w", path, err)
 	}
+	for name, n := range s.s.Nodes {
+		if s.s.Nodes[name], err = s.openNode(n); err != nil {
+			return nil, fmt.Errorf("deploy: file store %s: %w", path, err)
+		}
+	}
 	return s, nil
 }
+
+// sealedMark starts a sealed SSH password in the file, so that a file written before the
+// store had Secrets (plain passwords) still reads, and is sealed at its next write.
+const sealedMark = "sealed:"
+
+// sealNode returns n with its SSH password sealed, for the file.
+func (s *MemoryStore) sealNode(n Node) (Node, error) {
+	if s.secrets == nil || n.SSH == nil || n.SSH.Password == "" {
+		return n, nil
+	}
+	v, err := s.secrets.Seal(n.SSH.Password, nodeSecretOf(n.Name)...)
+	if err != nil {
+		return n, fmt.Errorf("deploy: file store: node %s: %w", n.Name, err)
+	}
+	ssh := *n.SSH
+	ssh.Password = sealedMark + v
+	n.SSH = &ssh
+	return n, nil
+}
+
+// openNode returns n, read from the file, with its SSH password opened.
+func (s *MemoryStore) openNode(n Node) (Node, error) {
+	if n.SSH == nil || !strings.HasPrefix(n.SSH.Password, sealedMark) {
+		return n, nil
+	}
+	if s.secrets == nil {
+		return n, fmt.Errorf("node %s: its ssh password is sealed, and the store was opened without Secrets", n.Name)
+	}
+	v, err := s.secrets.Open(strings.TrimPrefix(n.SSH.Password, sealedMark), nodeSecretOf(n.Name)...)
+	if err != nil {
+		return n, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	ssh := *n.SSH
+	ssh.Password = v
+	n.SSH = &ssh
+	return n, nil
+}
+
+func nodeSecretOf(name string) []string { return []string{"deploy node", name, "ssh.password"} }
 
 func key(parts ...string) string {
 	k := parts[0]
@@ -122,7 +177,17 @@ func (s *MemoryStore) change(f func(d *storeData) error) error {
 	if s.path == "" {
 		return nil
 	}
-	b, err := json.Marshal(&s.s)
+	data := s.s
+	if s.secrets != nil {
+		data.Nodes = make(map[string]Node, len(s.s.Nodes))
+		for name, n := range s.s.Nodes {
+			var err error
+			if data.Nodes[name], err = s.sealNode(n); err != nil {
+				return err
+			}
+		}
+	}
+	b, err := json.Marshal(&data)
 	if err != nil {
 		return fmt.Errorf("deploy: file store: %w", err)
 	}

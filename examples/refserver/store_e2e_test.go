@@ -58,11 +58,11 @@ func dbFDs(t *testing.T, dir string) int {
 	return n
 }
 
-// rawStore reads the database file and its WAL as they are on disk.
+// rawStore reads the database file and its WAL, and deploy's state file, as they are on disk.
 func rawStore(t *testing.T, dir string) []byte {
 	t.Helper()
 	var all []byte
-	for _, name := range []string{"refserver.db", "refserver.db-wal"} {
+	for _, name := range []string{"refserver.db", "refserver.db-wal", filepath.Join("deploy", "state.json")} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if !os.IsNotExist(err) {
 			require.NoError(t, err)
@@ -103,6 +103,10 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	var n struct{ ID string }
 	sc.root.ok(201, "POST", "/api/v1/deploy/nodes", map[string]any{"team_id": team, "spec": node("ssh-pass-Charlie-1")}, &n)
 	sc.root.ok(200, "PUT", "/api/v1/deploy/nodes/"+n.ID, map[string]any{"spec": node("ssh-pass-Charlie-2")}, nil)
+	sc.root.ok(200, "POST", "/api/v1/deploy/nodes/"+n.ID+"/push", nil, nil)
+	state, err := os.ReadFile(filepath.Join(sc.dir, "deploy", "state.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(state), `"n1"`, "the pushed node is in deploy's state file")
 
 	var b struct{ ID string }
 	api.ok(201, "POST", "/api/v1/appsync/bindings", map[string]any{"spec": map[string]any{

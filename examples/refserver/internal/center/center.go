@@ -148,7 +148,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	capabilities = append(capabilities, drPlane.Groups(), drPlane.Plans())
 	// DR closes first: its runs may still switch DNS.
 	closers = append([]closer{drPlane}, closers...)
-	deployPlane, err := planes.NewDeploy(planes.DeployOptions{Store: st, Dir: filepath.Join(cfg.DataDir, "deploy"),
+	deployPlane, err := planes.NewDeploy(planes.DeployOptions{Store: st, Sealer: st.Sealer(), Dir: filepath.Join(cfg.DataDir, "deploy"),
 		NodesDir: cfg.NodesDir(), FirstUID: cfg.LocalNodes.FirstUID,
 		UploadMinBytes: cfg.UploadMinRate.Bytes, UploadRateWindow: cfg.UploadMinRate.Window,
 		MaxArtifactSize: cfg.MaxArtifactBytes, Balancers: balancers, Logger: log, Registerer: reg})

@@ -88,6 +88,8 @@ type deployNode struct{ id, team string }
 // DeployOptions are what the deploy plane needs from the rest of the center.
 type DeployOptions struct {
 	Store store.Store
+	// Sealer seals the nodes' SSH passwords in the manager's state file; nil leaves them plain.
+	Sealer *store.Sealer
 	// Dir holds the manager's state (state.json) and the artifacts (artifacts/). It is created.
 	Dir string
 	// NodesDir holds the local nodes' directories (<name>/), outside the data directory that
@@ -106,6 +108,15 @@ type DeployOptions struct {
 	Balancers  *Balancers
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+}
+
+// secrets is s as deploy's Secrets, nil without one (a nil *Sealer in the interface would not
+// be nil).
+func secrets(s *store.Sealer) deploy.Secrets {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 // NewDeploy opens the manager on its state under o.Dir. Deployments that were running when
@@ -136,7 +147,7 @@ func NewDeploy(o DeployOptions) (*Deploy, error) {
 			return nil, fmt.Errorf("planes: deploy: %w", err)
 		}
 	}
-	fs, err := deploy.OpenFileStore(filepath.Join(o.Dir, "state.json"))
+	fs, err := deploy.OpenFileStore(filepath.Join(o.Dir, "state.json"), secrets(o.Sealer))
 	if err != nil {
 		return nil, fmt.Errorf("planes: deploy: %w", err)
 	}
