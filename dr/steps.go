@@ -376,11 +376,17 @@ func ProbePlan(ctx context.Context) (plan string, ok bool) {
 // probe gets url until it answers 2xx or ctx is done.
 func (r *runner) probe(ctx context.Context, i int, url string) error {
 	start := time.Now()
+	var err error
 	for {
-		err := get(ctx, r.m.probeClient, url)
-		if err == nil {
+		e := get(ctx, r.m.probeClient, url)
+		if e == nil {
 			r.output(i, fmt.Sprintf("%s answered after %v", url, time.Since(start).Round(time.Millisecond)))
 			return nil
+		}
+		// An attempt the step's deadline cut short says nothing of the service: the run
+		// reports the last one that ended by itself, if any did.
+		if ctx.Err() == nil || err == nil {
+			err = e
 		}
 		select {
 		case <-ctx.Done():

@@ -23,7 +23,7 @@ import (
 func verifyOnly(t *testing.T, r *rig, urls ...string) dr.Run {
 	t.Helper()
 	plan := dr.PlanConfig{Name: "verify", Steps: []dr.StepConfig{
-		{Kind: dr.StepVerify, URLs: urls, Timeout: dr.Duration(300 * time.Millisecond)},
+		{Kind: dr.StepVerify, URLs: urls, Timeout: dr.Duration(time.Second)},
 	}}
 	return r.run(t, plan, dr.ModeSwitchover)
 }
