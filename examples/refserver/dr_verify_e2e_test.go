@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
 )
 
 // A DR plan's verify step makes the server fetch the URLs a team writes, so a team may probe
@@ -22,9 +20,7 @@ func TestDRVerifyURLsAreTheTeamsOwn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin := "shk_drverify0123456789abcdef"
-	dnsAddr := freeDNS(t, "127.0.0.1")
-	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes, func(cfg *config.Config) { cfg.DNS.Listen = dnsAddr })
-	root := rest{t, c.URL(), admin}
+	root, _ := openDNSCenter(t, ctx, admin)
 	team, other := newTenant(t, root, "team-a"), newTenant(t, root, "team-b")
 	port := freeTCP(t, "127.0.0.1")
 	grant := map[string]any{"listen": []string{"127.0.0.5"}, "ports": []any{map[string]int{"from": port, "to": port}}}
@@ -88,9 +84,7 @@ func TestDRVerifyNameReachesOnlyGrantedAddresses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin := "shk_drverifydns0123456789abcdef"
-	dnsAddr := freeDNS(t, "127.0.0.1")
-	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes, func(cfg *config.Config) { cfg.DNS.Listen = dnsAddr })
-	root := rest{t, c.URL(), admin}
+	root, _ := openDNSCenter(t, ctx, admin)
 	team := newTenant(t, root, "team-a")
 	service := startBackend(t, "service", "127.0.0.5:0")
 	port := atoi(service.port())

@@ -250,14 +250,8 @@ func freeTCP(t *testing.T, host string) int {
 func TestBalancerDurationsAreBoundedStrings(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	admin := "shk_e2e0123456789abcdef"
-	c, err := center.Open(ctx, cfg, center.Options{AdminToken: admin})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
+	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes)
 	api := apiClient{base: c.URL(), token: admin}
 	var team struct{ ID string }
 	require.NoError(t, api.call(ctx, "POST", "/api/v1/teams", map[string]string{"name": "t"}, &team))

@@ -20,9 +20,7 @@ func TestZonesAcrossTeams(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin := "shk_zones0123456789abcdef"
-	dnsAddr := freeDNS(t, "127.0.0.1")
-	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes, func(cfg *config.Config) { cfg.DNS.Listen = dnsAddr })
-	root := rest{t, c.URL(), admin}
+	root, dnsAddr := openDNSCenter(t, ctx, admin)
 	a, b := newTenant(t, root, "team-a"), newTenant(t, root, "team-b")
 
 	zone := func(origin, addr string) map[string]any {
@@ -98,9 +96,7 @@ func TestZoneFileImportExport(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin := "shk_zonefile0123456789abcdef"
-	dnsAddr := freeDNS(t, "127.0.0.1")
-	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes, func(cfg *config.Config) { cfg.DNS.Listen = dnsAddr })
-	root := rest{t, c.URL(), admin}
+	root, dnsAddr := openDNSCenter(t, ctx, admin)
 	a, b := newTenant(t, root, "team-a"), newTenant(t, root, "team-b")
 
 	var za struct{ ID string }
@@ -160,4 +156,12 @@ func TestZonesWithoutDNSSayHowToTurnItOn(t *testing.T) {
 		require.Contains(t, string(raw), "dns.listen")
 		require.Contains(t, string(raw), "-dns-listen")
 	}
+}
+
+// openDNSCenter opens a center whose DNS server listens on a free loopback port, and returns
+// the admin's client and the DNS address.
+func openDNSCenter(t *testing.T, ctx context.Context, admin string) (rest, string) {
+	dnsAddr := freeDNS(t, "127.0.0.1")
+	c, _ := openCenter(t, ctx, t.TempDir(), admin, config.Default().MaxArtifactBytes, func(cfg *config.Config) { cfg.DNS.Listen = dnsAddr })
+	return rest{t, c.URL(), admin}, dnsAddr
 }
