@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -117,7 +118,7 @@ func New(opts Options) (*Gateway, error) {
 	if loc == nil {
 		loc = time.Local
 	}
-	g.stats = newStatsStore(loc, orDur(opts.MinuteRetention, 48*time.Hour), orDur(opts.DayRetention, 400*24*time.Hour))
+	g.stats = newStatsStore(loc, cmp.Or(opts.MinuteRetention, 48*time.Hour), cmp.Or(opts.DayRetention, 400*24*time.Hour))
 	if opts.Registerer != nil {
 		m, err := newMetrics(g, opts.Registerer)
 		if err != nil {
@@ -126,13 +127,6 @@ func New(opts Options) (*Gateway, error) {
 		g.metrics = m
 	}
 	return g, nil
-}
-
-func orDur(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // Apply validates cfg as a whole and swaps it in atomically: requests in
@@ -367,11 +361,11 @@ func (g *Gateway) breaker(a API, addr string) *breakerEntry {
 	if a.Breaker != nil {
 		b = *a.Breaker
 	}
-	consecutive := orInt(b.ConsecutiveFailures, defaultConsecutive)
-	minReq := orInt(b.MinRequests, defaultMinRequests)
+	consecutive := cmp.Or(b.ConsecutiveFailures, defaultConsecutive)
+	minReq := cmp.Or(b.MinRequests, defaultMinRequests)
 	window := b.Window.Or(defaultBreakerWindow)
 	open := b.OpenTimeout.Or(defaultOpenTimeout)
-	probes := orInt(b.HalfOpenRequests, 1)
+	probes := cmp.Or(b.HalfOpenRequests, 1)
 	key := fmt.Sprintf("%s|%s|%d|%g|%d|%v|%v|%d", a.Upstream.Group, addr, consecutive, b.FailureRatio, minReq, window, open, probes)
 	if e := g.breakers[a.Name]; e != nil && e.settings == key {
 		return e
@@ -395,13 +389,6 @@ func (g *Gateway) breaker(a API, addr string) *breakerEntry {
 		},
 	}
 	return &breakerEntry{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](st), settings: key}
-}
-
-func orInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // match finds the API of a request.
