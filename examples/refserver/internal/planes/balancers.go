@@ -307,8 +307,11 @@ func (p *Balancers) drain(c *api.Call) error {
 			return err
 		}
 	}
+	deadline := time.Now().Add(in.Timeout.Or(30 * time.Second))
+	// The answer comes after the drain, which may outlast the server's write timeout.
+	_ = http.NewResponseController(c.W).SetWriteDeadline(deadline.Add(10 * time.Second))
 	return p.serverOp(c, "drain", in, func(ctx context.Context, b *lb.Balancer, group, server string) (string, error) {
-		err := b.Drain(ctx, group, server, time.Now().Add(in.Timeout.Or(30*time.Second)))
+		err := b.Drain(ctx, group, server, deadline)
 		if errors.Is(err, lb.ErrDrainDeadline) {
 			// The server is drained all the same; the caller learns what it cost.
 			return err.Error(), nil
