@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
 )
 
 // A team drains a server of its balancer, undrains it, and rolls the balancer back to a kept
@@ -97,4 +103,43 @@ func TestBalancerDrainUndrainRollback(t *testing.T) {
 	for _, want := range []string{"drain", "undrain", "rollback"} {
 		require.Contains(t, joined, want)
 	}
+}
+
+// A rollback is what runs after a restart: it was saved as a new, pushed revision.
+func TestBalancerRollbackSurvivesRestart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dir, admin := filepath.Join(t.TempDir(), "data"), "shk_rollback0123456789abcdef"
+	c, done := openCenter(t, ctx, dir, admin, config.Default().MaxArtifactBytes)
+	root := rest{t, c.URL(), admin}
+	var team struct{ ID string }
+	root.ok(201, "POST", "/api/v1/teams", map[string]string{"name": "team-a"}, &team)
+	grantLoopback(t, root, team.ID)
+	a, b := startBackend(t, "a", "127.0.0.1:0"), startBackend(t, "b", "127.0.0.1:0")
+	port := freeTCP(t, "127.0.0.1")
+	spec := func(be *backend) map[string]any {
+		return map[string]any{"name": "outpatient", "address": "127.0.0.1",
+			"listeners": []any{map[string]any{"name": "biz", "port": port, "protocol": "http", "default_group": "app"}},
+			"groups":    []any{map[string]any{"name": "app", "servers": []any{map[string]any{"address": "127.0.0.1", "port": atoi(be.port())}}}}}
+	}
+	var res struct{ ID string }
+	root.ok(201, "POST", "/api/v1/balancers", map[string]any{"team_id": team.ID, "spec": spec(a)}, &res)
+	root.ok(200, "POST", "/api/v1/balancers/"+res.ID+"/push", nil, nil)
+	root.ok(200, "PUT", "/api/v1/balancers/"+res.ID, map[string]any{"spec": spec(b)}, nil)
+	root.ok(200, "POST", "/api/v1/balancers/"+res.ID+"/push", nil, nil)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	require.Equal(t, "b", through(t, addr))
+	root.ok(200, "POST", "/api/v1/balancers/"+res.ID+"/rollback", map[string]any{"version": 1}, nil)
+	require.Equal(t, "a", through(t, addr))
+
+	cancel()
+	require.NoError(t, <-done)
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	c, _ = openCenter(t, ctx, dir, admin, config.Default().MaxArtifactBytes)
+	root = rest{t, c.URL(), admin}
+	require.Eventually(t, func() bool {
+		status, _ := root.do("GET", "/api/v1/balancers/"+res.ID+"/status", nil)
+		return status == 200
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, "a", through(t, addr), "the restarted server runs the rolled-back config")
 }
