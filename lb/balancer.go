@@ -180,7 +180,7 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 				fresh[key] = srv
 			}
 			servers[key] = srv
-			g.members = append(g.members, &member{srv: srv, weight: sc.Weight, standby: sc.role() == Standby})
+			g.members = append(g.members, &member{srv: srv, weight: orInt(sc.Weight, 1), standby: sc.role() == Standby})
 			if gc.HealthCheck != nil {
 				spec := newCheckSpec(gc.HealthCheck, sc)
 				specs[srv] = &spec

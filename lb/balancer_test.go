@@ -221,7 +221,7 @@ func TestApplyRejectsAndRollsBack(t *testing.T) {
 	}
 
 	bad := v2cfg
-	bad.Groups = []ServerGroup{{Name: "g", Servers: []Server{{Address: "127.0.0.1", Port: 0, Weight: 0}}}}
+	bad.Groups = []ServerGroup{{Name: "g", Servers: []Server{{Address: "127.0.0.1", Port: 0, Weight: -1}}}}
 	_, err := b.Apply(t.Context(), bad)
 	var ve *ValidationError
 	if !errors.As(err, &ve) || len(ve.Errors) != 2 {
@@ -688,5 +688,28 @@ func TestListenerOnPortZero(t *testing.T) {
 	}
 	if got := listenerAddr(t, b, "two"); got != "" {
 		t.Errorf("removed listener still reported on %s", got)
+	}
+}
+
+// A balancer is built step by step: first with nothing (it listens nowhere), then with a
+// listener and a group whose server has no weight, which is then 1.
+func TestEmptyConfigAndDefaultWeight(t *testing.T) {
+	b := newBalancer(t, Options{})
+	if v := apply(t, b, BalancerConfig{Name: "draft"}); v != 1 {
+		t.Fatalf("version %d, want 1", v)
+	}
+	if st := b.Status(); st.Name != "draft" || len(st.Listeners) != 0 || len(st.Groups) != 0 {
+		t.Fatalf("status of an empty balancer: %+v", st)
+	}
+	be := newBackend(t, "be", nil)
+	srv := be.server(Working)
+	srv.Weight = 0
+	cfg := config(t, srv)
+	apply(t, b, cfg)
+	if st := b.Status(); len(st.Groups) != 1 || st.Groups[0].Servers[0].Weight != 1 {
+		t.Fatalf("a server without a weight: %+v, want weight 1", st.Groups)
+	}
+	if code, body, err := get(http.DefaultClient, url(cfg, 0, "/")); err != nil || code != 200 || body != "be" {
+		t.Fatalf("through the balancer: %d %q %v", code, body, err)
 	}
 }

@@ -16,11 +16,12 @@ type BalancerConfig struct {
 	// Address is the service address (VIP) the listeners bind to. Empty binds
 	// every interface.
 	Address string `json:"address,omitempty" validate:"omitempty,ip"`
-	// Listeners are the ports the balancer serves. Ports must be unique.
-	Listeners []Listener `json:"listeners" validate:"required,min=1,dive"`
+	// Listeners are the ports the balancer serves. Ports must be unique. None is
+	// valid: the balancer then listens nowhere, as a draft built step by step does.
+	Listeners []Listener `json:"listeners" validate:"dive"`
 	// Groups are the server groups that listeners and forwarding rules send
-	// traffic to. Names must be unique.
-	Groups []ServerGroup `json:"groups" validate:"required,min=1,dive"`
+	// traffic to. Names must be unique. None is valid, as for Listeners.
+	Groups []ServerGroup `json:"groups" validate:"dive"`
 }
 
 // Protocol is a listener's protocol.
@@ -195,9 +196,9 @@ type Server struct {
 	Address string `json:"address" validate:"required,hostname_rfc1123|ip"`
 	// Port of the server.
 	Port int `json:"port" validate:"min=1,max=65535"`
-	// Weight is the server's share of its group, 1 to 1000. To take a server
-	// out, drain it instead of giving it weight 0.
-	Weight int `json:"weight" validate:"min=1,max=1000"`
+	// Weight is the server's share of its group, 1 to 1000; 0 (or none) is the
+	// default 1. To take a server out, drain it: weight 0 does not.
+	Weight int `json:"weight,omitempty" validate:"omitempty,min=1,max=1000"`
 	// Role is working or standby. Default working.
 	Role Role `json:"role,omitempty" validate:"omitempty,oneof=working standby"`
 	// Zone is the availability zone the server sits in; it is shown in status,

@@ -47,7 +47,9 @@ func TestValidate(t *testing.T) {
 		{"path and prefix", func(c *BalancerConfig) { c.Listeners[0].Rules[0].Path = "/x" }, map[string]string{"listeners[0].rules[0].path": "not both"}},
 		{"path must be absolute", func(c *BalancerConfig) { c.Listeners[0].Rules[0].PathPrefix = "pms" }, map[string]string{"listeners[0].rules[0].path_prefix": `must start with "/"`}},
 		{"duplicate rule", func(c *BalancerConfig) { c.Listeners[0].Rules = append(c.Listeners[0].Rules, c.Listeners[0].Rules[0]) }, map[string]string{"listeners[0].rules[1]": "same requests as rules[0]"}},
-		{"zero weight", func(c *BalancerConfig) { c.Groups[0].Servers[0].Weight = 0 }, map[string]string{"groups[0].servers[0].weight": "must be at least 1"}},
+		// A draft built step by step: a balancer without listeners or groups listens nowhere.
+		{"no listeners or groups", func(c *BalancerConfig) { c.Listeners, c.Groups = nil, nil }, nil},
+		{"zero weight is the default", func(c *BalancerConfig) { c.Groups[0].Servers[0].Weight = 0 }, nil},
 		{"negative weight", func(c *BalancerConfig) { c.Groups[0].Servers[1].Weight = -3 }, map[string]string{"groups[0].servers[1].weight": "must be at least 1"}},
 		{"bad role", func(c *BalancerConfig) { c.Groups[0].Servers[0].Role = "backup" }, map[string]string{"groups[0].servers[0].role": "must be one of: working, standby"}},
 		{"duplicate server", func(c *BalancerConfig) { c.Groups[0].Servers[1].Address = "10.0.0.1" }, map[string]string{"groups[0].servers[1]": "same address and port as servers[0]"}},

@@ -33,7 +33,9 @@
 //	  }]
 //	}
 //
-// Each field's comment documents it and its default; zero means the default.
+// Each field's comment documents it and its default; zero means the default
+// (a server's weight 0 is weight 1). A config without listeners or groups is
+// valid and listens nowhere, so a control plane can build one step by step.
 // Listeners speak http, https (certificates inline or as files) or tcp
 // (bytes forwarded to the default group). Forwarding rules match a host and
 // an exact path or a path prefix; an exact path beats a prefix, the longest

@@ -28,6 +28,7 @@ import (
 // demoDeploy is what seedDeploy made, for the printout.
 type demoDeploy struct {
 	appID       string
+	balancerID  string
 	balancerURL string
 }
 
@@ -74,7 +75,9 @@ func runDemoApp(ctx context.Context, args []string, stderr io.Writer) error {
 
 // seedDeploy registers three local nodes whose instances serve on addrs, a balancer in front
 // of them on lbPort, the outpatient app in 核心经办 with v1 and v2 uploaded, and deploys v1
-// on the three nodes, waiting for it.
+// on the three nodes, waiting for it. The balancer is the seed's: the first instances are its
+// working servers, the last its standby, so that stopping the working instances one by one
+// (real processes, stopped through the API) shows the standby take over.
 func seedDeploy(ctx context.Context, dc *demoCenter, addrs []string, lbPort int) (demoDeploy, error) {
 	admin := apiClient{base: dc.url, token: dc.adminToken}
 	var projects struct{ Items []struct{ ID, Name string } }
@@ -111,7 +114,11 @@ func seedDeploy(ctx context.Context, dc *demoCenter, addrs []string, lbPort int)
 			return demoDeploy{}, err
 		}
 		nodes = append(nodes, name)
-		servers = append(servers, map[string]any{"name": name, "address": h, "port": port, "weight": 1, "zone": fmt.Sprintf("zone-%d", i+1)})
+		role := "working"
+		if i == len(addrs)-1 {
+			role = "standby"
+		}
+		servers = append(servers, map[string]any{"name": name, "address": h, "port": port, "role": role, "zone": fmt.Sprintf("zone-%d", i+1)})
 	}
 	host, _, _ := net.SplitHostPort(dc.cfg.Listen)
 	balancer := map[string]any{
@@ -167,7 +174,7 @@ func seedDeploy(ctx context.Context, dc *demoCenter, addrs []string, lbPort int)
 	if d.State != "succeeded" {
 		return demoDeploy{}, fmt.Errorf("deployment %s of v1: %s %s", d.ID, d.State, d.Error)
 	}
-	return demoDeploy{appID: a.ID, balancerURL: fmt.Sprintf("http://%s/pms/biz/outpatient/bizc2201", net.JoinHostPort(host, strconv.Itoa(lbPort)))}, nil
+	return demoDeploy{appID: a.ID, balancerID: lbRes.ID, balancerURL: fmt.Sprintf("http://%s/pms/biz/outpatient/bizc2201", net.JoinHostPort(host, strconv.Itoa(lbPort)))}, nil
 }
 
 // uploadFile streams the file, followed by trailer, to path with its sha256.
@@ -208,11 +215,21 @@ func uploadFile(ctx context.Context, c apiClient, path, file, trailer string) er
 	return nil
 }
 
-// printDeploy shows how to roll the deployed app to v2 and back.
+// printDeploy shows the seed's key moment on the deployed app's balancer, and how to roll the
+// app to v2 and back.
 func printDeploy(w io.Writer, dc *demoCenter) {
 	if dc.deploy.appID == "" {
 		return
 	}
+	fmt.Fprintf(w, `
+the seed's key moment (balancer in front of the deployed app: app-1, app-2 working, app-3 standby):
+  curl %[1]s   # "server" names the instance that answered
+  curl -N -H 'Authorization: Bearer %[2]s' %[3]s/api/v1/balancers/%[5]s/events   # the monitor, in another terminal
+  curl -X POST -H 'Authorization: Bearer %[2]s' %[3]s/api/v1/deploy/apps/%[4]s/instances/app-1/stop   # app-2 answers
+  curl -H 'Authorization: Bearer %[2]s' %[3]s/api/v1/balancers/%[5]s/status   # each server's state
+  curl -X POST -H 'Authorization: Bearer %[2]s' %[3]s/api/v1/deploy/apps/%[4]s/instances/app-2/stop   # app-3, the standby, answers
+  curl -X POST -H 'Authorization: Bearer %[2]s' %[3]s/api/v1/deploy/apps/%[4]s/instances/app-1/start  # app-1 takes the traffic back
+`, dc.deploy.balancerURL, dc.teamToken, dc.url, dc.deploy.appID, dc.deploy.balancerID)
 	fmt.Fprintf(w, `
 deploy (分布式服务: 门诊结算 v1 on local nodes app-1..3 behind its own balancer; v2 uploaded too):
   curl %[1]s   # "version":"v1"

@@ -91,9 +91,27 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	dnsAddr := regexp.MustCompile(`DNS:\s+(\S+)`)
 	balancer := regexp.MustCompile(`balancer:\s+(\S+)`)
 	tok := regexp.MustCompile(`(admin|team) token:\s+(shk_\S+)`)
+	// The key moment's commands, as the banner prints them.
+	var stopURL, statusURL, deployedURL string
+	stopLine := regexp.MustCompile(`curl -X POST .* (\S+/instances/app-1/stop)`)
+	statusLine := regexp.MustCompile(`curl -H .* (\S+/api/v1/balancers/\S+/status)`)
+	keyMoment := regexp.MustCompile(`^\s+curl (http://\S+)\s+# "server" names`)
 	sc := bufio.NewScanner(out)
-	for sc.Scan() && (len(centers) < 2 || centers[1].team == "") {
+	// The banner's last section is DR's.
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "DR") {
 		line := sc.Text()
+		if m := stopLine.FindStringSubmatch(line); m != nil {
+			stopURL = m[1]
+		}
+		if m := statusLine.FindStringSubmatch(line); m != nil {
+			statusURL = m[1]
+		}
+		if m := keyMoment.FindStringSubmatch(line); m != nil {
+			deployedURL = m[1]
+		}
+		if len(centers) == 2 && centers[1].team != "" {
+			continue
+		}
 		if m := api.FindStringSubmatch(line); m != nil {
 			centers = append(centers, seen{url: m[1]})
 		}
@@ -113,6 +131,9 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	}
 	go io.Copy(io.Discard, out)
 	require.Len(t, centers, 2)
+	require.NotEmpty(t, stopURL, "the banner shows the key moment")
+	require.NotEmpty(t, statusURL, "the banner shows the key moment")
+	require.NotEmpty(t, deployedURL, "the banner shows the key moment")
 	require.True(t, strings.HasPrefix(centers[0].url, "http://127.0.0.11:"))
 	require.True(t, strings.HasPrefix(centers[1].url, "http://127.0.0.12:"))
 
@@ -189,6 +210,54 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	status, audit := get(centers[0].url+"/api/v1/audit?kind=zone", centers[0].admin)
 	require.Equal(t, 200, status)
 	require.Contains(t, audit, `"action":"switch"`, "the switch is in the audit log")
+
+	// The seed's key moment, with the banner's commands: the working servers (deployed
+	// instances, real processes) are stopped one by one, the monitor shows them out, the
+	// standby takes over, and a working server started again takes the traffic back.
+	post := func(url string) {
+		req, _ := http.NewRequest("POST", url, nil)
+		req.Header.Set("Authorization", "Bearer "+centers[0].team)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, "POST %s: %s", url, body)
+	}
+	answering := func() []string {
+		seen := map[string]int{}
+		for range 12 {
+			resp, err := http.Get(deployedURL)
+			require.NoError(t, err)
+			var a struct{ Server string }
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&a))
+			resp.Body.Close()
+			require.Equal(t, 200, resp.StatusCode)
+			host, _, _ := strings.Cut(a.Server, ":")
+			seen[host]++
+		}
+		return keys(seen)
+	}
+	states := func() map[string]string {
+		status, body := get(statusURL, centers[0].team)
+		require.Equal(t, 200, status, body)
+		var st balancerStatus
+		require.NoError(t, json.Unmarshal([]byte(body), &st))
+		out := map[string]string{}
+		for _, s := range st.Groups[0].Servers {
+			out[s.Name] = s.State
+		}
+		return out
+	}
+	require.ElementsMatch(t, []string{"127.0.0.21", "127.0.0.22"}, answering(), "the working servers answer, the standby does not")
+	post(stopURL)
+	require.NotEqual(t, "up", states()["app-1"], "the monitor shows app-1 out")
+	require.Equal(t, []string{"127.0.0.22"}, answering())
+	post(strings.Replace(stopURL, "app-1", "app-2", 1))
+	require.NotEqual(t, "up", states()["app-2"], "the monitor shows app-2 out")
+	require.Equal(t, []string{"127.0.0.23"}, answering(), "the standby takes over")
+	post(strings.Replace(stopURL, "/stop", "/start", 1))
+	require.Equal(t, "up", states()["app-1"])
+	require.Equal(t, []string{"127.0.0.21"}, answering(), "app-1 takes the traffic back from the standby")
 
 	cancel()
 	select {
