@@ -368,7 +368,7 @@ func (cr *capabilityRoutes) create(w http.ResponseWriter, r *http.Request) error
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
 	}
-	return cr.save(w, r, http.StatusCreated, in.Spec, cr.newResource(r, in))
+	return cr.save(w, r, http.StatusCreated, cr.newResource(r, in))
 }
 
 func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error {
@@ -379,23 +379,23 @@ func (cr *capabilityRoutes) update(w http.ResponseWriter, r *http.Request) error
 	if err := cr.s.decode(w, r, &in); err != nil {
 		return err
 	}
-	return cr.save(w, r, http.StatusOK, in.Spec, cr.replaceSpec(r, in.Spec))
+	return cr.save(w, r, http.StatusOK, cr.replaceSpec(r, in.Spec))
 }
 
-// save checks spec with the capability's rules, then stores the resource that resource
-// builds from it as a new revision, and answers it.
-func (cr *capabilityRoutes) save(w http.ResponseWriter, r *http.Request, status int, spec json.RawMessage,
-	resource func(tx store.Tx, name string) (store.Resource, error)) error {
-	name, err := cr.check(spec)
-	if err != nil {
-		return err
-	}
+// save stores the resource that resource builds (from the spec sent, the stored secrets put
+// back where it says store.Hidden) as a new revision, once the capability's rules pass it, and
+// answers it. The rules see the secrets themselves: a TLS key must load.
+func (cr *capabilityRoutes) save(w http.ResponseWriter, r *http.Request, status int,
+	resource func(tx store.Tx) (store.Resource, error)) error {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	var out store.Resource
-	err = cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
-		res, err := resource(tx, name)
+	err := cr.s.store.Change(r.Context(), cr.s.actor(r), func(tx store.Tx) error {
+		res, err := resource(tx)
 		if err != nil {
+			return err
+		}
+		if res.Name, err = cr.check(res.Spec); err != nil {
 			return err
 		}
 		if err := cr.admit(r.Context(), tx, caller(r.Context()), res); err != nil {

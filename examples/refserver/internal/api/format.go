@@ -69,7 +69,7 @@ func (cr *capabilityRoutes) putFormat(name string, f Format) func(http.ResponseW
 		if err != nil {
 			return err
 		}
-		return cr.save(w, r, http.StatusOK, spec, cr.replaceSpec(r, spec))
+		return cr.save(w, r, http.StatusOK, cr.replaceSpec(r, spec))
 	}
 }
 
@@ -87,7 +87,7 @@ func (cr *capabilityRoutes) createFormat(name string, f Format) func(http.Respon
 		if err := cr.s.validate(&in); err != nil {
 			return err
 		}
-		return cr.save(w, r, http.StatusCreated, in.Spec, cr.newResource(r, in))
+		return cr.save(w, r, http.StatusCreated, cr.newResource(r, in))
 	}
 }
 
@@ -123,25 +123,24 @@ func (cr *capabilityRoutes) decodeFormat(w http.ResponseWriter, r *http.Request,
 }
 
 // newResource builds the resource a create makes from in, in a team the caller may use.
-func (cr *capabilityRoutes) newResource(r *http.Request, in resourceCreate) func(tx store.Tx, name string) (store.Resource, error) {
-	return func(tx store.Tx, name string) (store.Resource, error) {
+func (cr *capabilityRoutes) newResource(r *http.Request, in resourceCreate) func(tx store.Tx) (store.Resource, error) {
+	return func(tx store.Tx) (store.Resource, error) {
 		team, err := ownProject(r, tx, in.TeamID, in.ProjectID)
 		if err != nil {
 			return store.Resource{}, err
 		}
 		spec, err := cr.keepSecrets(in.Spec, nil)
-		return store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Name: name, Spec: spec}, err
+		return store.Resource{Kind: cr.c.Kind, ID: NewID(cr.c.IDPrefix), TeamID: team, ProjectID: in.ProjectID, Spec: spec}, err
 	}
 }
 
 // replaceSpec builds the resource in the path with spec as its new revision.
-func (cr *capabilityRoutes) replaceSpec(r *http.Request, spec json.RawMessage) func(tx store.Tx, name string) (store.Resource, error) {
-	return func(tx store.Tx, name string) (store.Resource, error) {
+func (cr *capabilityRoutes) replaceSpec(r *http.Request, spec json.RawMessage) func(tx store.Tx) (store.Resource, error) {
+	return func(tx store.Tx) (store.Resource, error) {
 		res, err := cr.load(r, tx)
 		if err != nil {
 			return res, err
 		}
-		res.Name = name
 		res.Spec, err = cr.keepSecrets(spec, res.Spec)
 		return res, err
 	}

@@ -86,6 +86,7 @@ func (p *Balancers) runningBalancer(id string) (*lb.Balancer, bool) {
 func (p *Balancers) Capability() api.Capability {
 	return api.Capability{
 		Kind: "balancer", Path: "balancers", IDPrefix: "lb", Check: checkBalancer, Plane: p, Admit: admitBalancerSpec,
+		Secrets: []string{tlsKeys},
 		Actions: map[string]api.Action{
 			"rollback": {Input: func() any { return &RollbackInput{} }, Do: p.rollback},
 		},
@@ -95,6 +96,10 @@ func (p *Balancers) Capability() api.Capability {
 		},
 	}
 }
+
+// tlsKeys is where a balancer's (or a gateway's) spec holds private keys: secrets, sealed at
+// rest and hidden in answers like passwords.
+const tlsKeys = "listeners[].tls.certificates[].key_pem"
 
 // RollbackInput is the body of POST /api/v1/balancers/{id}/rollback.
 type RollbackInput struct {
@@ -262,7 +267,11 @@ func (p *Balancers) Routes() []api.Route {
 			if err != nil {
 				return err
 			}
-			c.JSON(http.StatusOK, map[string]any{"items": b.Versions()})
+			out, err := json.Marshal(map[string]any{"items": b.Versions()})
+			if err != nil {
+				return fmt.Errorf("planes: balancer versions: %w", err)
+			}
+			c.JSON(http.StatusOK, store.Redact(out, []string{"items[].config." + tlsKeys}))
 			return nil
 		}},
 		{Pattern: "POST " + server + "drain", Handle: p.drain},

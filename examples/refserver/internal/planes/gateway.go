@@ -146,6 +146,7 @@ func NewGateways(o GatewayOptions) (*Gateways, error) {
 func (p *Gateways) Capability() api.Capability {
 	return api.Capability{
 		Kind: "gateway", Path: "gateways", IDPrefix: "gw", Check: checkGateway, Plane: p, Admit: admitGateway,
+		Secrets: []string{tlsKeys},
 		Parts: []api.Part{
 			{Name: "listeners", Key: "name", Children: []string{"rules"}},
 			{Name: "groups", Key: "name", Children: []string{"servers"}},
