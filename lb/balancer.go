@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func New(opts Options) (*Balancer, error) {
 		listen:    opts.Listen,
 		dial:      opts.Dial,
 		hook:      opts.Hook,
-		keep:      orInt(opts.KeepVersions, defaultKeepVersions),
+		keep:      cmp.Or(opts.KeepVersions, defaultKeepVersions),
 		listeners: make(map[string]*listener),
 		servers:   make(map[string]*server),
 	}
@@ -180,7 +181,7 @@ func (b *Balancer) apply(ctx context.Context, cfg BalancerConfig, note string) (
 				fresh[key] = srv
 			}
 			servers[key] = srv
-			g.members = append(g.members, &member{srv: srv, weight: orInt(sc.Weight, 1), standby: sc.role() == Standby})
+			g.members = append(g.members, &member{srv: srv, weight: cmp.Or(sc.Weight, 1), standby: sc.role() == Standby})
 			if gc.HealthCheck != nil {
 				spec := newCheckSpec(gc.HealthCheck, sc)
 				specs[srv] = &spec
@@ -285,12 +286,12 @@ func newGroup(gc *ServerGroup) *group {
 		name:            gc.Name,
 		algo:            gc.algorithm(),
 		slowStart:       time.Duration(gc.SlowStart),
-		passiveFall:     orInt(gc.PassiveFall, defaultPassiveFall),
+		passiveFall:     cmp.Or(gc.PassiveFall, defaultPassiveFall),
 		passiveDownTime: gc.PassiveDownTime.Or(defaultPassiveDownTime),
 		connectTimeout:  gc.ConnectTimeout.Or(defaultConnectTimeout),
 		responseTimeout: gc.ResponseTimeout.Or(defaultResponseTimeout),
-		maxAttempts:     orInt(gc.MaxAttempts, defaultMaxAttempts),
-		maxIdle:         orInt(gc.MaxIdleConns, defaultMaxIdleConns),
+		maxAttempts:     cmp.Or(gc.MaxAttempts, defaultMaxAttempts),
+		maxIdle:         cmp.Or(gc.MaxIdleConns, defaultMaxIdleConns),
 	}
 	if gc.HashKey != nil {
 		g.hashKey = *gc.HashKey

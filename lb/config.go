@@ -264,13 +264,6 @@ const (
 	defaultKeepVersions    = 10
 )
 
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 // Clone returns a deep copy of c: nothing of it shares memory with c.
 func (c BalancerConfig) Clone() BalancerConfig {
 	c.Listeners = slices.Clone(c.Listeners)

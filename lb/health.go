@@ -6,6 +6,7 @@ package lb
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,8 +41,8 @@ func newCheckSpec(hc *HealthCheck, s *Server) checkSpec {
 		host:     hc.Host,
 		interval: hc.Interval.Or(defaultCheckInterval),
 		timeout:  hc.checkTimeout(),
-		rise:     orInt(hc.Rise, defaultRise),
-		fall:     orInt(hc.Fall, defaultFall),
+		rise:     cmp.Or(hc.Rise, defaultRise),
+		fall:     cmp.Or(hc.Fall, defaultFall),
 	}
 	if spec.path == "" {
 		spec.path = "/"

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -71,7 +72,7 @@ func newListenerSnap(lc *Listener, groups map[string]*group, tc *tls.Config) *li
 		idleTimeout:    lc.IdleTimeout.Or(defaultIdleTimeout),
 		readTimeout:    lc.ReadTimeout.Or(defaultReadTimeout),
 		writeTimeout:   lc.WriteTimeout.Or(defaultWriteTimeout),
-		maxHeaderBytes: orInt(lc.MaxHeaderBytes, defaultMaxHeaderBytes),
+		maxHeaderBytes: cmp.Or(lc.MaxHeaderBytes, defaultMaxHeaderBytes),
 		maxBodyBytes:   lc.MaxBodyBytes,
 	}
 	wild := make(map[string]*routeTable)
