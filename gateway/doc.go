@@ -134,7 +134,8 @@
 // Every request is counted exactly, per API × consumer, in per-minute and
 // per-day buckets: calls, successes (upstream status < 400), errors by code
 // (the refusal codes, http_4xx, http_5xx, client_closed) and a latency
-// histogram. [Gateway.Stats] queries a time range by minute, day or in
+// histogram, whose rows carry its bucket bounds ([Latency].LeMs, in ms).
+// [Gateway.Stats] queries a time range by minute, day or in
 // total, filtered by API or consumer and grouped by either (the first rows
 // of a total grouped by consumer are the top consumers).
 // [Gateway.RestoreStats] loads rows a control plane persisted, so counts

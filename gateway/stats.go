@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -70,6 +71,11 @@ type Latency struct {
 	// at most LatencyBounds[i] ms (and above the previous bound); the last
 	// counts the rest.
 	Counts []uint64 `json:"counts"`
+	// LeMs are the buckets' upper bounds in milliseconds, LatencyBounds, so
+	// that a row reads without this package: LeMs[i] bounds Counts[i], and
+	// the last count, one past the end of LeMs, has no bound. RestoreStats
+	// accepts a row without them (as saved before they were added).
+	LeMs []float64 `json:"le_ms"`
 	// SumMs is the total time in milliseconds.
 	SumMs float64 `json:"sum_ms"`
 }
@@ -313,7 +319,7 @@ func (g *Gateway) Stats(q StatsQuery) ([]StatsRow, error) {
 
 func (c *cell) row(t time.Time, k statKey) StatsRow {
 	r := StatsRow{Time: t, API: k.api, Consumer: k.consumer, Calls: c.calls, Successes: c.successes,
-		Latency: Latency{Counts: append([]uint64(nil), c.latency[:]...), SumMs: c.sumMs}}
+		Latency: Latency{Counts: append([]uint64(nil), c.latency[:]...), LeMs: slices.Clone(LatencyBounds), SumMs: c.sumMs}}
 	if len(c.errors) > 0 {
 		r.Errors = make(map[string]uint64, len(c.errors))
 		for k, v := range c.errors {
@@ -340,6 +346,9 @@ func (g *Gateway) RestoreStats(gran Granularity, rows []StatsRow) error {
 	for i, r := range rows {
 		if len(r.Latency.Counts) != len(LatencyBounds)+1 {
 			return fmt.Errorf("%w: row %d: %d latency buckets, want %d", ErrBadStatsQuery, i, len(r.Latency.Counts), len(LatencyBounds)+1)
+		}
+		if r.Latency.LeMs != nil && !slices.Equal(r.Latency.LeMs, LatencyBounds) {
+			return fmt.Errorf("%w: row %d: latency bounds %v, want %v", ErrBadStatsQuery, i, r.Latency.LeMs, LatencyBounds)
 		}
 	}
 	s.mu.Lock()

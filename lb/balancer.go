@@ -25,6 +25,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the balancer's Prometheus metrics, labelled with
 	// the config's name: balancers sharing a registerer need distinct names.
+	// The series appear with the first applied config and end at Close.
 	// Default nil: no metrics. Nothing is registered globally.
 	Registerer prometheus.Registerer
 	// KeepVersions is how many applied configs are kept for Rollback.
@@ -126,11 +127,11 @@ func New(opts Options) (*Balancer, error) {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if opts.Registerer != nil {
-		b.metrics = &collector{b: b}
+		b.metrics = &collector{}
+		b.metrics.b.Store(b)
 		if err := opts.Registerer.Register(b.metrics); err != nil {
 			return nil, fmt.Errorf("lb: register metrics: %w", err)
 		}
-		b.metrics.reg = opts.Registerer
 	}
 	return b, nil
 }
@@ -541,7 +542,7 @@ func (b *Balancer) WaitUp(ctx context.Context, group, server string) error {
 // Close stops the balancer: listeners stop accepting, idle connections
 // close, requests in flight finish until ctx ends and are cut then (Close
 // then returns ctx's error). Health checks stop, subscriptions close and
-// metrics are unregistered. Close is safe to call more than once.
+// the balancer's series end. Close is safe to call more than once.
 func (b *Balancer) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -582,7 +583,7 @@ func (b *Balancer) Close(ctx context.Context) error {
 	b.loops.stop()
 	b.events.close()
 	if b.metrics != nil {
-		b.metrics.reg.Unregister(b.metrics)
+		b.metrics.b.Store(nil)
 	}
 	return errors.Join(errs...)
 }

@@ -517,6 +517,51 @@ func TestMetricsTwoBalancersOneRegistry(t *testing.T) {
 	}
 }
 
+// A balancer has series only while it runs a config: none for one whose first config was
+// refused (they would carry balancer=""), none once it is closed. The registry keeps an
+// unchecked collector after Unregister, so the series must end with the balancer itself.
+func TestMetricsOnlyWhileRunning(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	series := func() []string {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				out = append(out, mf.GetName()+fmt.Sprint(m.GetLabel()))
+			}
+		}
+		return out
+	}
+	be := newBackend(t, "be", nil)
+	refused := newBalancer(t, Options{Registerer: reg})
+	bad := config(t, be.server(Working))
+	bad.Listeners[0].DefaultGroup = "missing"
+	if _, err := refused.Apply(t.Context(), bad); err == nil {
+		t.Fatal("a config with a missing group applied")
+	}
+	if s := series(); len(s) > 0 {
+		t.Errorf("a balancer whose first config was refused has series: %v", s)
+	}
+	if err := refused.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := newBalancer(t, Options{Registerer: reg})
+	apply(t, b, config(t, be.server(Working)))
+	if len(series()) == 0 {
+		t.Fatal("a running balancer has no series")
+	}
+	if err := b.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := series(); len(s) > 0 {
+		t.Errorf("a closed balancer has series: %v", s)
+	}
+}
+
 func TestCloseIsGraceful(t *testing.T) {
 	release := make(chan struct{})
 	be := newBackend(t, "be", func(w http.ResponseWriter, r *http.Request) {

@@ -13,9 +13,13 @@ import (
 // their own). It reads the same
 // counters as Status, so the request path pays for no label lookups, and a
 // push that removes a server removes its series.
+//
+// A registry cannot unregister an unchecked collector, so the collector
+// ends the series itself: it sends nothing before the first applied config
+// (the series would carry balancer="") nor after Close, and lets go of the
+// closed balancer, keeping only itself in the registry.
 type collector struct {
-	b   *Balancer
-	reg prometheus.Registerer
+	b atomic.Pointer[Balancer] // nil once closed
 
 	applies [2]atomic.Uint64 // rejected, applied
 }
@@ -55,7 +59,17 @@ var (
 func (c *collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	st := c.b.Status()
+	b := c.b.Load()
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	cur := b.current
+	b.mu.Unlock()
+	if cur == nil {
+		return
+	}
+	st := b.Status()
 	name := st.Name
 	ch <- prometheus.MustNewConstMetric(descVersion, prometheus.GaugeValue, float64(st.Version), name)
 	ch <- prometheus.MustNewConstMetric(descApplies, prometheus.CounterValue, float64(c.applies[1].Load()), name, "applied")
@@ -65,12 +79,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, l := range st.Listeners {
 		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(l.Conns), name, l.Name)
-	}
-	c.b.mu.Lock()
-	cur := c.b.current
-	c.b.mu.Unlock()
-	if cur == nil {
-		return
 	}
 	for _, gs := range st.Groups {
 		latency := make(map[string]*histogram)

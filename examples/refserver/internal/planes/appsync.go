@@ -499,6 +499,7 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 			}
 		}
 		others, err := tx.Resources(ctx, bindingKind, "", "")
+		var covered []overlap
 		for _, o := range others {
 			ob, derr := decodeBinding(o.PushedSpec)
 			if o.ID == r.ID || o.PushedRevision == 0 || derr != nil {
@@ -514,6 +515,16 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 			if ob.Kind == b.Kind && ob.Source.ID == b.Source.ID && ob.Source.Peer == b.Source.Peer {
 				sourceBound = by
 			}
+			// A team binding and a project binding of one of the team's projects would both
+			// apply that project's changes, each task taking the other's for a conflict. Both
+			// sides are the team's own (a binding's target is its team or one of its
+			// projects), so only its own bindings can overlap, and naming them tells nothing.
+			if ob.Kind != b.Kind && o.TeamID == r.TeamID {
+				covered = append(covered, overlap{binding: o.ID, project: ob.Target})
+			}
+		}
+		if err == nil && inv["target"] == "" && len(covered) > 0 {
+			inv["target"] = overlapMessage(b, covered)
 		}
 		return err
 	})
@@ -537,6 +548,28 @@ func (p bindingPlane) Push(ctx context.Context, r store.Resource) error {
 	s.bindings[r.ID] = &binding{id: r.ID, team: r.TeamID, spec: b}
 	s.mu.Unlock()
 	return nil
+}
+
+// overlap is a pushed binding of the other kind over the same projects: for a team binding
+// being pushed, a project binding and its project; for a project binding, a team binding.
+type overlap struct{ binding, project string }
+
+// overlapMessage says which of the team's projects a binding of kind b.Kind would bind twice,
+// and by which of its bindings.
+func overlapMessage(b bindingSpec, covered []overlap) string {
+	if b.Kind == appsync.BindingProject {
+		return fmt.Sprintf("project %s is bound already, by team binding %s, which covers every project of the team", b.Target, covered[0].binding)
+	}
+	slices.SortFunc(covered, func(x, y overlap) int { return strings.Compare(x.project, y.project) })
+	var projects, bindings []string
+	for _, c := range covered {
+		projects, bindings = append(projects, c.project), append(bindings, c.binding)
+	}
+	what := fmt.Sprintf("project %s is bound already, by project binding %s", projects[0], bindings[0])
+	if len(covered) > 1 {
+		what = fmt.Sprintf("projects %s are bound already, by project bindings %s", strings.Join(projects, ", "), strings.Join(bindings, ", "))
+	}
+	return what + ": a team binding covers every project of the team; delete the project bindings first"
 }
 
 // errRemoteNotFound: the other center has no such thing, or the token may not see it.

@@ -264,7 +264,9 @@ func (g groupPlane) Remove(_ context.Context, r store.Resource) error {
 	return nil
 }
 
-// groupStatus is a DR group as the monitor sees it, with its transitions.
+// groupStatus is a DR group as the monitor sees it, with its transitions. Its last_contact
+// is left out while it is the last status read (the primary answered it): it is shown when
+// it differs, after the primary was lost, as what a promotion's RPO counts from.
 type groupStatus struct {
 	dr.Group
 	Transitions []dr.Transition `json:"transitions"`
@@ -293,6 +295,9 @@ func (p *DR) status(ctx context.Context, id string) (groupStatus, error) {
 	}
 	if g, ok := p.group(id); ok {
 		grp.Name = g.name
+	}
+	if grp.LastContact != nil && grp.Status != nil && grp.LastContact.At.Equal(grp.Status.At) {
+		grp.LastContact = nil
 	}
 	return groupStatus{Group: grp, Transitions: ts}, nil
 }

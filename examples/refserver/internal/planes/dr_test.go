@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shuanghuo/shuanghuo/dr"
+	"github.com/shuanghuo/shuanghuo/dr/drtest"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
 
@@ -69,4 +70,49 @@ func TestDRGroupsKeyedByResource(t *testing.T) {
 	ts, err := drStore{st}.Transitions(ctx, "dg_1")
 	require.NoError(t, err)
 	require.Len(t, ts, 2)
+}
+
+// A group's status shows the last status read once: last_contact (the last status in which
+// the primary answered) appears only when the last read is not it, as after losing the
+// primary, when it tells the RPO a promotion would count from.
+func TestDRStatusShowsEachStatusOnce(t *testing.T) {
+	ctx := context.Background()
+	fakes := &drtest.Fakes{}
+	saved := drDrivers
+	drDrivers = map[dr.Kind]dr.DriverFunc{dr.KindRedis: fakes.Open}
+	t.Cleanup(func() { drDrivers = saved })
+	st, err := store.OpenSQLite(ctx, t.TempDir(), store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	p, err := NewDR(ctx, DROptions{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer p.Close(ctx)
+	spec := json.RawMessage(`{"name":"orders","kind":"redis","a":{"addr":"127.0.0.1:1"},"b":{"addr":"127.0.0.1:2"}}`)
+	require.NoError(t, groupPlane{p}.Push(ctx, store.Resource{Kind: "drgroup", ID: "dg_1", TeamID: "tm_1", Name: "orders", Spec: spec}))
+
+	answer := func() map[string]string {
+		t.Helper()
+		s, err := groupPlane{p}.Status(ctx, store.Resource{ID: "dg_1"})
+		require.NoError(t, err)
+		raw, err := json.Marshal(s)
+		require.NoError(t, err)
+		var fields map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(raw, &fields))
+		out := map[string]string{}
+		for k, v := range fields {
+			out[k] = string(v)
+		}
+		return out
+	}
+	got := answer()
+	require.Contains(t, got, "status")
+	require.NotContains(t, got, "last_contact", "the primary answered the last read: last_contact repeats status")
+
+	fakes.Get("dg_1").SetDown(dr.SideA, true)
+	got = answer()
+	require.Contains(t, got, "last_contact", "the primary is lost: its last contact is another read")
+	require.NotEqual(t, got["status"], got["last_contact"])
+	var lc dr.Status
+	require.NoError(t, json.Unmarshal([]byte(got["last_contact"]), &lc))
+	require.True(t, lc.Primary.Reachable)
 }
