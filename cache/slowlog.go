@@ -31,6 +31,10 @@ type SlowLog struct {
 	in   *Instance
 	opts SlowLogOptions
 
+	// reading makes reads one at a time: a read applied after a later one
+	// would look like a restart (its newest ID below the last one seen).
+	reading sync.Mutex
+
 	mu     sync.Mutex
 	runID  string
 	next   int64 // the ID the next entry will have; -1 before one is known
@@ -119,6 +123,8 @@ func (s *SlowLog) Run(ctx context.Context) error {
 
 // Collect reads the slow log once and adds its new entries.
 func (s *SlowLog) Collect(ctx context.Context) (SlowRead, error) {
+	s.reading.Lock()
+	defer s.reading.Unlock()
 	var info *goredis.StringCmd
 	var log *goredis.SlowLogCmd
 	_, err := s.in.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
