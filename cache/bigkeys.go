@@ -307,7 +307,7 @@ func (in *Instance) checkReplica(ctx context.Context, r *Instance) error {
 	}
 	p, q := parseInfo(mine), parseInfo(theirs)
 	if roleOf(q["role"]) != RoleReplica || q["master_replid"] == "" || q["master_replid"] != p["master_replid"] {
-		return fmt.Errorf("cache: %s: %w %s", r.addr, ErrNotReplica, in.addr)
+		return fmt.Errorf("cache: %s for %s: %w", r.addr, in.addr, ErrNotReplica)
 	}
 	return nil
 }

@@ -95,8 +95,11 @@ type Replication struct {
 	Primary string `json:"primary,omitempty"`
 	// LinkUp: a replica's link to its primary is up.
 	LinkUp bool `json:"link_up,omitempty"`
-	// LastIO is how long ago a replica last heard from its primary.
+	// LastIO is how long ago a replica last heard from its primary, while
+	// the link is up.
 	LastIO Duration `json:"last_io,omitempty"`
+	// DownFor is how long a replica's link has been down.
+	DownFor Duration `json:"down_for,omitempty"`
 	// Syncing: a replica is loading a full sync.
 	Syncing bool `json:"syncing,omitempty"`
 }
@@ -191,7 +194,11 @@ func parseOverview(s string) Overview {
 			r.Primary = net.JoinHostPort(h, m["master_port"])
 		}
 		r.LinkUp = m["master_link_status"] == "up"
-		r.LastIO = Duration(time.Duration(i("master_last_io_seconds_ago")) * time.Second)
+		if r.LinkUp {
+			r.LastIO = Duration(time.Duration(i("master_last_io_seconds_ago")) * time.Second)
+		} else {
+			r.DownFor = Duration(time.Duration(i("master_link_down_since_seconds")) * time.Second)
+		}
 		r.Syncing = m["master_sync_in_progress"] == "1"
 	} else {
 		r.Offset = i("master_repl_offset")

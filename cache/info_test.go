@@ -44,6 +44,12 @@ func TestParseOverviewReplica(t *testing.T) {
 	assert.Equal(t, RoleReplica, o.Replication.Role)
 	assert.Equal(t, "127.0.0.1:6379", o.Replication.Primary)
 	assert.True(t, o.Replication.LinkUp)
+	assert.Equal(t, Duration(time.Second), o.Replication.LastIO)
+
+	down := parseOverview("role:slave\r\nmaster_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nmaster_link_down_since_seconds:42\r\n")
+	assert.False(t, down.Replication.LinkUp)
+	assert.Zero(t, down.Replication.LastIO)
+	assert.Equal(t, Duration(42*time.Second), down.Replication.DownFor)
 	assert.False(t, o.Replication.Syncing)
 	assert.Empty(t, o.Replication.Replicas)
 	assert.Equal(t, parseOverview(string(p)).Replication.ReplID, o.Replication.ReplID, "a synced replica has its primary's replication ID")
