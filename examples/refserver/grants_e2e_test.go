@@ -119,7 +119,7 @@ func TestListenGrants(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, "app", string(body))
 	// A listener added on its own is held to the grant as the whole spec is.
-	refused(t, team.api, "spec.listeners[1].port", "POST", "/api/v1/balancers/"+lb.ID+"/listeners",
+	refused(t, team.api, "port", "POST", "/api/v1/balancers/"+lb.ID+"/listeners",
 		map[string]any{"name": "more", "port": port + 1, "protocol": "http", "default_group": "app"})
 	// Granted by name, every interface may be saved (not pushed here: tests stay on loopback).
 	grant["listen"] = []string{"0.0.0.0", "::"}

@@ -268,7 +268,7 @@ func TestBalancerDurationsAreBoundedStrings(t *testing.T) {
 		}
 	}
 	for interval, want := range map[any]string{
-		5:     `"spec.groups.health_check.interval":"must be a duration string such as \"5s\", got number 5"`,
+		5:     `"spec.groups[0].health_check.interval":"must be a duration string such as \"5s\", got number 5"`,
 		"5ns": `"spec.groups[0].health_check.interval":"must be from 10ms to 1h, got 5ns"`,
 		"2h":  `"spec.groups[0].health_check.interval":"must be from 10ms to 1h, got 2h0m0s"`,
 	} {

@@ -93,7 +93,9 @@ type Action struct {
 	// Input returns a pointer to the action's request body type (JSON, validated).
 	Input func() any
 	// Do runs the action on targets with the decoded input. It returns the new spec of every
-	// resource it changed, and a result for the caller.
+	// resource it changed, and a result for the caller. A refused input is an Invalid, its
+	// fields named by their path in the input; an InvalidSpec names fields of a target's
+	// spec, answered as spec.{path}.
 	Do func(ctx context.Context, targets []store.Resource, input any) (changed map[string]json.RawMessage, result any, err error)
 }
 
@@ -144,7 +146,8 @@ func (e InvalidSpec) Error() string {
 	return b.String()
 }
 
-// asFieldError prefixes an InvalidSpec's paths with "spec." for the error envelope.
+// asFieldError names an InvalidSpec's fields by their path in the resource ("spec.port",
+// "spec" for the spec itself) for the error envelope.
 func asFieldError(err error) error {
 	var inv InvalidSpec
 	if !errors.As(err, &inv) {
@@ -152,9 +155,22 @@ func asFieldError(err error) error {
 	}
 	fields := make(map[string]string, len(inv))
 	for k, v := range inv {
-		fields["spec."+k] = v
+		fields[joinPath("spec", k)] = v
 	}
 	return fieldError(fields)
+}
+
+// joinPath is the JSON path of rest inside the value at base: "spec" and "port" make
+// "spec.port", "items" and "[1].group" make "items[1].group", "" and ".port" make "port".
+func joinPath(base, rest string) string {
+	switch {
+	case base == "":
+		return strings.TrimPrefix(rest, ".")
+	case rest == "" || rest[0] == '[' || rest[0] == '.':
+		return base + rest
+	default:
+		return base + "." + rest
+	}
 }
 
 type resourceCreate struct {

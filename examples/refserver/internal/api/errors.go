@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,28 +92,34 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return s.validate(v)
 }
 
-// decodeJSON is decode without the validation, for bodies that are not structs.
+// decodeJSON is decode without the validation, for bodies that are not structs. The body is
+// read whole (it is bounded) so that a field error can name the field's place in it.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return newError(http.StatusUnsupportedMediaType, codeUnsupportedMedia, "Content-Type must be application/json, got %q", ct)
 	}
-	body := http.MaxBytesReader(w, r.Body, s.maxBody)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return decodeError(err)
+			return decodeError(err, nil, nil)
 		}
+		return newError(http.StatusBadRequest, codeBadRequest, "read the body: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, data, v)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return newError(http.StatusBadRequest, codeMalformedJSON, "the body must hold exactly one JSON object")
 	}
 	return nil
 }
 
-func decodeError(err error) *apiError {
+// decodeError answers err, from decoding data into v; a field's error names its JSON path in
+// data.
+func decodeError(err error, data []byte, v any) *apiError {
 	var (
 		syntax   *json.SyntaxError
 		typeErr  *json.UnmarshalTypeError
@@ -125,18 +132,13 @@ func decodeError(err error) *apiError {
 		return newError(http.StatusBadRequest, codeMalformedJSON, "malformed JSON at byte %d: %v", syntax.Offset, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return newError(http.StatusBadRequest, codeMalformedJSON, "the body is empty or cut short; a JSON object is required")
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return newError(http.StatusBadRequest, codeMalformedJSON, "the body must be a JSON object, got %s", typeErr.Value)
-		}
-		return fieldError(map[string]string{field: validate.TypeMessage(typeErr)})
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return fieldError(map[string]string{name: "unknown field"})
-	default:
-		return newError(http.StatusBadRequest, codeMalformedJSON, "malformed JSON: %v", err)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return newError(http.StatusBadRequest, codeMalformedJSON, "the body must be a JSON object, got %s", typeErr.Value)
 	}
+	if path, msg, ok := validate.DecodeField(data, v, err); ok {
+		return fieldError(map[string]string{path: msg})
+	}
+	return newError(http.StatusBadRequest, codeMalformedJSON, "malformed JSON: %v", err)
 }
 
 // validate runs the struct's validate tags and reports each failure under its JSON name.

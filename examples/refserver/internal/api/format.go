@@ -103,7 +103,7 @@ func (cr *capabilityRoutes) decodeFormat(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, decodeError(err)
+			return nil, decodeError(err, nil, nil)
 		}
 		return nil, newError(http.StatusBadRequest, codeBadRequest, "read the body: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
@@ -45,14 +44,13 @@ func keepPushed(ctx context.Context, st store.Store, kind string, specs map[stri
 }
 
 // decodeStrict reads a spec into v, refusing unknown fields and trailing data, with errors
-// keyed the way the API reports spec fields.
+// keyed by their JSON path in the spec, as the API's own decoding names a body's fields.
 func decodeStrict(spec json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(spec))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return api.InvalidSpec{typeErr.Field: validate.TypeMessage(typeErr)}
+		if path, msg, ok := validate.DecodeField(spec, v, err); ok {
+			return api.InvalidSpec{path: msg}
 		}
 		return api.InvalidSpec{"": err.Error()}
 	}

@@ -264,10 +264,25 @@ func zoneError(err error) error {
 	if errors.As(err, &verr) {
 		return api.InvalidSpec(verr.Fields())
 	}
-	if errors.Is(err, dnsctl.ErrCenterNotFound) {
-		return api.InvalidSpec{"to": err.Error()}
-	}
 	return err
+}
+
+// changesError names a batch's field errors as the API answers them: the changes' own
+// (changes[i]...) by their path in the body, the zone's that the batch would make
+// (record_sets...) by their path in the resource.
+func changesError(err error) error {
+	var verr *dnsctl.ValidationError
+	if !errors.As(err, &verr) {
+		return zoneError(err)
+	}
+	fields := map[string]string{}
+	for k, v := range verr.Fields() {
+		if k != "changes" && !strings.HasPrefix(k, "changes[") && !strings.HasPrefix(k, "changes.") {
+			k = "spec." + k
+		}
+		fields[k] = v
+	}
+	return api.Invalid(fields)
 }
 
 // Push implements api.Plane. An origin belongs to one resource: another team cannot take
@@ -338,11 +353,11 @@ func (p *Zones) applyChanges(ctx context.Context, targets []store.Resource, inpu
 	in := input.(*ChangesInput)
 	origin, ok := p.origin(targets[0].ID)
 	if !ok {
-		return nil, nil, api.InvalidSpec{"zone": "is not pushed yet; push it before changing its records"}
+		return nil, nil, api.Conflict("the zone is not pushed yet; push it before changing its records")
 	}
 	serial, err := p.srv.ApplyChanges(ctx, origin, in.Changes)
 	if err != nil {
-		return nil, nil, zoneError(err)
+		return nil, nil, changesError(err)
 	}
 	spec, err := p.served(origin)
 	if err != nil {
@@ -372,15 +387,22 @@ func (p *Zones) switchCenter(ctx context.Context, targets []store.Resource, inpu
 	if len(targets) == 1 {
 		origin, ok := p.origin(targets[0].ID)
 		if !ok {
-			return nil, nil, api.InvalidSpec{"zone": "is not pushed yet; push it before switching"}
+			return nil, nil, api.Conflict("the zone is not pushed yet; push it before switching")
 		}
 		scope.Zone = origin
 	} else if in.Name != "" {
-		return nil, nil, api.InvalidSpec{"name": "switches one record set of one zone: use /zones/{id}/switch"}
+		return nil, nil, api.Invalid(map[string]string{"name": "switches one record set of one zone: use /zones/{id}/switch"})
 	}
+	// What Switch refuses is the input (the center, the record set), not the zone.
 	n, err := p.srv.Switch(ctx, scope, in.To)
-	if err != nil {
-		return nil, nil, zoneError(err)
+	var verr *dnsctl.ValidationError
+	switch {
+	case errors.Is(err, dnsctl.ErrCenterNotFound):
+		return nil, nil, api.Invalid(map[string]string{"to": err.Error()})
+	case errors.As(err, &verr):
+		return nil, nil, api.Invalid(verr.Fields())
+	case err != nil:
+		return nil, nil, err
 	}
 	changed := map[string]json.RawMessage{}
 	result := SwitchResult{To: in.To, RecordSets: n, Zones: []string{}}
