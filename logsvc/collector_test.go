@@ -186,6 +186,26 @@ func TestRotateByCopytruncate(t *testing.T) {
 	}
 }
 
+// copytruncate where no glob matches the copy: what was read before the truncation is all
+// there is; the file is read again from its start, long or shorter than the fingerprint.
+func TestCopytruncateWithoutCopy(t *testing.T) {
+	for _, n := range []int{3, 100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			dir := t.TempDir()
+			log := filepath.Join(dir, "app.log")
+			sink := &memSink{}
+			startCollector(t, testConfig(dir, log), sink)
+			a := lines("a", 0, n)
+			appendLines(t, log, a)
+			sink.waitSome(t, a)
+			require.NoError(t, os.Truncate(log, 0))
+			b := lines("b", 0, n+1)
+			appendLines(t, log, b)
+			sink.waitLines(t, append(a, b...))
+		})
+	}
+}
+
 func TestRotatedFileGzipped(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "app.log")
@@ -216,8 +236,16 @@ func TestDeletedWhileOpen(t *testing.T) {
 	require.NoError(t, os.Remove(log))
 	b := lines("b", 0, 100)
 	writeLines(t, w, b)
+	_, err = w.WriteString("no newline at the end")
+	require.NoError(t, err)
 	require.NoError(t, w.Close())
-	sink.waitLines(t, append(a, b...))
+	// The last line, never ended, is shipped when the file is closed.
+	sink.waitLines(t, append(append(a, b...), "no newline at the end"))
+	// Closed and forgotten: the checkpoint no longer names the file.
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "checkpoint.json"))
+		return err == nil && strings.Contains(string(b), `"files":[]`)
+	}, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestReplacedUnderSameName(t *testing.T) {

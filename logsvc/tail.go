@@ -2,6 +2,7 @@ package logsvc
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,7 +30,10 @@ type tracker struct {
 	labels map[string]string
 	id     string // Record.Source
 	fp     bool   // id is a fingerprint
-	entry  *entry
+	// head holds the bytes read of a file shorter than the fingerprint, to tell when it
+	// is truncated and rewritten beyond what was read between two polls.
+	head  []byte
+	entry *entry
 
 	size         int64 // at the last poll
 	pos          int64 // next byte to read
@@ -121,20 +125,10 @@ func (c *Collector) poll(now time.Time) {
 		}
 	}
 	for _, k := range slices.SortedFunc(maps.Keys(seen), func(a, b fileKey) int {
-		return cmpString(seen[a].path, seen[b].path)
+		return cmp.Compare(seen[a].path, seen[b].path)
 	}) {
 		c.open(k, seen[k], now)
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // rewritten reports whether the file was truncated (copytruncate) or rewritten from the
@@ -143,7 +137,11 @@ func (c *Collector) rewritten(t *tracker, size int64) bool {
 	if size < t.pos {
 		return true
 	}
-	if !t.fp || size == t.size {
+	if !t.fp {
+		n, _ := t.f.ReadAt(c.buf[:len(t.head)], 0)
+		return n < len(t.head) || !bytes.Equal(c.buf[:n], t.head)
+	}
+	if size == t.size {
 		return false
 	}
 	fp, ok := c.fingerprint(t.f)
@@ -169,6 +167,7 @@ func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Tim
 				f.Close()
 				continue
 			}
+			c.fresh[t.key] = true // the truncated file, still in seen: opened as new below
 			k, _ = keyOf(fi)
 			t.f.Close()
 			delete(seen, k)
@@ -176,7 +175,7 @@ func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Tim
 			t.f, t.key, t.path, t.size, t.grew, t.gone = f, k, cand.path, fi.Size(), now, false
 			t.entry.Path, t.entry.Dev, t.entry.Ino = cand.path, k.dev, k.ino
 			c.dirty = true
-			return // the truncated file is still in seen: opened as new below
+			return
 		}
 	}
 	c.finish(t, now)
@@ -298,6 +297,12 @@ func (c *Collector) open(k fileKey, cand candidate, now time.Time) {
 		e.Offset = 0 // shorter than what was shipped: rewritten while we were away
 	}
 	t.entry, t.pos, t.lineStart = e, e.Offset, e.Offset
+	if !t.fp {
+		t.head = make([]byte, t.pos)
+		if n, _ := f.ReadAt(t.head, 0); n < len(t.head) {
+			t.head = t.head[:n]
+		}
+	}
 	c.dirty = true
 	c.trackers = append(c.trackers, t)
 }
@@ -311,7 +316,7 @@ func (c *Collector) identify(t *tracker) {
 	if c.entries[t.id] == t.entry {
 		delete(c.entries, t.id)
 	}
-	t.id, t.fp = fp, true
+	t.id, t.fp, t.head = fp, true, nil
 	t.entry.ID, t.entry.Fingerprint = fp, true
 	c.entries[fp] = t.entry
 	c.dirty = true
@@ -349,6 +354,9 @@ func (c *Collector) read(t *tracker, now time.Time) {
 		return
 	}
 	b := c.buf[:n]
+	if h := int64(len(t.head)); !t.fp && h >= t.pos && h < t.pos+int64(n) && h < int64(c.cfg.FingerprintBytes) {
+		t.head = append(t.head, b[h-t.pos:min(int64(n), int64(c.cfg.FingerprintBytes)-t.pos)]...)
+	}
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
