@@ -127,7 +127,7 @@ func (c *Collector) poll(now time.Time) {
 	for _, k := range slices.SortedFunc(maps.Keys(seen), func(a, b fileKey) int {
 		return cmp.Compare(seen[a].path, seen[b].path)
 	}) {
-		c.open(k, seen[k], now)
+		c.open(seen[k], now)
 	}
 }
 
@@ -231,7 +231,7 @@ func (c *Collector) closeInactive(now time.Time) {
 // open starts following a file a glob matched for the first time. A gzip file is skipped (a
 // rotated file compressed after it was read); a copy of a file being read (same
 // fingerprint) is skipped too. A file known from the checkpoint resumes where it was.
-func (c *Collector) open(k fileKey, cand candidate, now time.Time) {
+func (c *Collector) open(cand candidate, now time.Time) {
 	f, err := os.Open(cand.path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -244,7 +244,7 @@ func (c *Collector) open(k fileKey, cand candidate, now time.Time) {
 		f.Close()
 		return
 	}
-	k, _ = keyOf(fi) // the file may have been replaced since the glob
+	k, _ := keyOf(fi) // not the glob's: the file may have been replaced since
 	var head [2]byte
 	if n, _ := f.ReadAt(head[:], 0); n == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		f.Close()
