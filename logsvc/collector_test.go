@@ -163,26 +163,31 @@ func TestRotateByRename(t *testing.T) {
 	}
 }
 
+// copytruncate where a glob matches the copy: the lines not read before the truncation are
+// read from the copy, and the copy is not read again. A file shorter than the fingerprint is
+// matched with its copy by the bytes read.
 func TestRotateByCopytruncate(t *testing.T) {
-	for _, readFirst := range []bool{true, false} {
-		t.Run(fmt.Sprintf("read_first=%v", readFirst), func(t *testing.T) {
-			dir := t.TempDir()
-			log := filepath.Join(dir, "app.log")
-			sink := &memSink{}
-			a := lines("a", 0, 100)
-			appendLines(t, log, a[:50])
-			startCollector(t, testConfig(dir, log+"*"), sink)
-			sink.waitSome(t, a[:50])
-			appendLines(t, log, a[50:])
-			if readFirst {
-				sink.waitSome(t, a)
-			}
-			require.NoError(t, exec.Command("cp", log, log+".1").Run())
-			require.NoError(t, os.Truncate(log, 0))
-			b := lines("b", 0, 150) // more than was there: only the fingerprint tells
-			appendLines(t, log, b)
-			sink.waitLines(t, append(a, b...))
-		})
+	for _, n := range []int{100, 4} {
+		for _, readFirst := range []bool{true, false} {
+			t.Run(fmt.Sprintf("lines=%d/read_first=%v", n, readFirst), func(t *testing.T) {
+				dir := t.TempDir()
+				log := filepath.Join(dir, "app.log")
+				sink := &memSink{}
+				a := lines("a", 0, n)
+				appendLines(t, log, a[:n/2])
+				startCollector(t, testConfig(dir, log+"*"), sink)
+				sink.waitSome(t, a[:n/2])
+				appendLines(t, log, a[n/2:])
+				if readFirst {
+					sink.waitSome(t, a)
+				}
+				require.NoError(t, exec.Command("cp", log, log+".1").Run())
+				require.NoError(t, os.Truncate(log, 0))
+				b := lines("b", 0, n+n/2) // more than was there: only the content tells
+				appendLines(t, log, b)
+				sink.waitLines(t, append(a, b...))
+			})
+		}
 	}
 }
 

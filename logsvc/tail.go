@@ -124,10 +124,19 @@ func (c *Collector) poll(now time.Time) {
 			c.identify(t)
 		}
 	}
+	for k := range c.fresh {
+		if _, ok := seen[k]; !ok {
+			delete(c.fresh, k)
+		}
+	}
 	for _, k := range slices.SortedFunc(maps.Keys(seen), func(a, b fileKey) int {
 		return cmp.Compare(seen[a].path, seen[b].path)
 	}) {
-		c.open(seen[k], now)
+		// An empty file has nothing to read, and it may be a copy being written: it is
+		// opened once it has a byte, when it can be told from the file it copies.
+		if seen[k].size > 0 {
+			c.open(seen[k], now)
+		}
 	}
 }
 
@@ -148,12 +157,13 @@ func (c *Collector) rewritten(t *tracker, size int64) bool {
 	return ok && fp != t.id
 }
 
-// restart handles a truncated file. When a glob matches a copy of it (same fingerprint,
-// long enough: the copy of copytruncate), the tracker moves to the copy and reads it to its
+// restart handles a truncated file. When a glob matches a copy of it not opened yet (the
+// copy of copytruncate: as long as what was read, starting with the same fingerprint, or
+// for a shorter file the same bytes read), the tracker moves to the copy and reads it to its
 // end, and the truncated file is opened as a new one. Otherwise what was read is flushed and
 // the file is read again from its start under a new identity.
 func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Time) {
-	if t.fp {
+	if t.fp || len(t.head) > 0 {
 		for k, cand := range seen {
 			if k == t.key || cand.size < t.pos {
 				continue
@@ -163,7 +173,7 @@ func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Tim
 				continue
 			}
 			fi, err := f.Stat()
-			if fp, ok := c.fingerprint(f); err != nil || !ok || fp != t.id {
+			if err != nil || !c.isCopy(t, f) {
 				f.Close()
 				continue
 			}
@@ -200,6 +210,37 @@ func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Tim
 		seen[k] = candidate{path: t.path, src: t.src, size: fi.Size()}
 		c.fresh[k] = true
 	}
+}
+
+// isCopy reports whether f starts as t's file did.
+func (c *Collector) isCopy(t *tracker, f *os.File) bool {
+	if t.fp {
+		fp, ok := c.fingerprint(f)
+		return ok && fp == t.id
+	}
+	n, _ := f.ReadAt(c.buf[:len(t.head)], 0)
+	return n == len(t.head) && bytes.Equal(c.buf[:n], t.head)
+}
+
+// copyOfShort reports whether a file shorter than the fingerprint holds the start of a file
+// being read: a copy (copytruncate's, before the truncation shows, or still being written),
+// so it is not read twice. A different file that only starts alike is opened once it
+// differs.
+func (c *Collector) copyOfShort(f *os.File, size int64) bool {
+	mine := make([]byte, size)
+	if n, _ := f.ReadAt(mine, 0); int64(n) < size {
+		return false
+	}
+	theirs := c.buf[:size]
+	for _, o := range c.trackers {
+		if o.size < size {
+			continue
+		}
+		if n, _ := o.f.ReadAt(theirs, 0); int64(n) == size && bytes.Equal(mine, theirs) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish flushes a file's partial line and pending record: the file will not grow more.
@@ -264,6 +305,9 @@ func (c *Collector) open(cand candidate, now time.Time) {
 			}
 		}
 		t.id, t.fp = fp, true
+	} else if !fresh && c.copyOfShort(f, t.size) {
+		f.Close()
+		return
 	}
 	var e *entry
 	if !fresh {
