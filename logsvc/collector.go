@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sync"
 	"time"
@@ -140,6 +141,9 @@ func (c *Collector) Start(ctx context.Context) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("logsvc: start: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.cfg.CheckpointPath), 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
 	entries, err := loadCheckpoint(c.cfg.CheckpointPath)
 	if err != nil {

@@ -56,7 +56,8 @@ type Config struct {
 // Source is a set of files collected alike.
 type Source struct {
 	// Paths are absolute glob patterns (filepath.Match syntax, no "**"), such as
-	// "/var/log/bizc/*.log". A file matched by several sources belongs to the first.
+	// "/var/log/bizc/*.log". A file matched by several sources belongs to the first. A
+	// match that is a symbolic link is skipped: its target is not read.
 	Paths []string `json:"paths" validate:"required,min=1"`
 	// Labels are added to this source's records, such as app.
 	Labels map[string]string `json:"labels,omitempty"`

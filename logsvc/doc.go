@@ -5,7 +5,8 @@
 //
 // # Sources and records
 //
-// A Source names files by absolute glob patterns, with labels (app, …) added to the
+// A Source names files by absolute glob patterns (a match that is a symbolic link is
+// skipped, so a link in a log directory ships nothing from elsewhere), with labels (app, …) added to the
 // Config's (center, host) and "file", the path the file had when it was opened. Each line
 // is a Record; with a Multiline rule, a line matching Start begins a record and the lines
 // after it that do not (a Java stack trace's "\tat …", or lines matching Continue, such as

@@ -54,6 +54,7 @@ func (t *tracker) safe() int64 { return t.joiner.safe(t.lineStart) }
 
 // candidate is a file a glob matched in this poll.
 type candidate struct {
+	key  fileKey
 	path string
 	src  *source
 	size int64
@@ -65,6 +66,12 @@ func keyOf(fi os.FileInfo) (fileKey, uint64) {
 		return fileKey{}, 1
 	}
 	return fileKey{dev: uint64(st.Dev), ino: st.Ino}, uint64(st.Nlink)
+}
+
+// sameFile reports whether fi, from an opened path, is still the file the glob found.
+func sameFile(fi os.FileInfo, k fileKey) bool {
+	got, _ := keyOf(fi)
+	return got == k
 }
 
 // poll expands the globs, follows the open files (renamed, deleted, grown, truncated) and
@@ -80,13 +87,15 @@ func (c *Collector) poll(now time.Time) {
 					continue
 				}
 				paths[p] = true
-				fi, err := os.Stat(p)
+				// Lstat: a symbolic link is not followed, so that a link in a log
+				// directory does not ship a file from elsewhere.
+				fi, err := os.Lstat(p)
 				if err != nil || !fi.Mode().IsRegular() {
 					continue
 				}
 				k, _ := keyOf(fi)
 				if _, dup := seen[k]; !dup {
-					seen[k] = candidate{path: p, src: s, size: fi.Size()}
+					seen[k] = candidate{path: p, src: s, size: fi.Size(), key: k}
 				}
 			}
 		}
@@ -173,12 +182,11 @@ func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Tim
 				continue
 			}
 			fi, err := f.Stat()
-			if err != nil || !c.isCopy(t, f) {
+			if err != nil || !sameFile(fi, k) || !c.isCopy(t, f) {
 				f.Close()
 				continue
 			}
 			c.fresh[t.key] = true // the truncated file, still in seen: opened as new below
-			k, _ = keyOf(fi)
 			t.f.Close()
 			delete(seen, k)
 			c.m.lag.DeleteLabelValues(t.path)
@@ -195,19 +203,14 @@ func (c *Collector) restart(t *tracker, seen map[fileKey]candidate, now time.Tim
 	t.closed, t.deleted = true, true
 	c.retired = append(c.retired, t)
 	c.trackers = slices.DeleteFunc(c.trackers, func(x *tracker) bool { return x == t })
-	f, err := os.Open(t.path)
+	fi, err := os.Lstat(t.path)
 	if err != nil {
 		return
 	}
-	fi, err := f.Stat()
-	f.Close()
-	if err != nil {
-		return
-	}
-	if k, _ := keyOf(fi); k == t.key {
+	if k, _ := keyOf(fi); k == t.key && fi.Mode().IsRegular() {
 		// Read again from 0: a new identity (the file's new first bytes, or a new
 		// nonce) keeps the new records' IDs apart from the old ones'.
-		seen[k] = candidate{path: t.path, src: t.src, size: fi.Size()}
+		seen[k] = candidate{key: k, path: t.path, src: t.src, size: fi.Size()}
 		c.fresh[k] = true
 	}
 }
@@ -285,7 +288,11 @@ func (c *Collector) open(cand candidate, now time.Time) {
 		f.Close()
 		return
 	}
-	k, _ := keyOf(fi) // not the glob's: the file may have been replaced since
+	k := cand.key
+	if !sameFile(fi, k) {
+		f.Close() // replaced since the glob (by a link, maybe): seen again at the next poll
+		return
+	}
 	var head [2]byte
 	if n, _ := f.ReadAt(head[:], 0); n == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		f.Close()
