@@ -22,6 +22,9 @@ type entry struct {
 	Ino         uint64 `json:"ino"`
 	// Offset: every byte before it was shipped, or dropped by a filter.
 	Offset int64 `json:"offset"`
+	// Head, for a file shorter than the fingerprint, hashes its bytes before Offset: a
+	// file rewritten while no collector ran is told from the one that was shipped.
+	Head string `json:"head,omitempty"`
 	// Seen is when the collector last had the file open.
 	Seen time.Time `json:"seen"`
 }

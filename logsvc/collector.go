@@ -276,6 +276,9 @@ func (c *Collector) commit(ctx context.Context) error {
 		e := mk.t.entry
 		if e.Offset != mk.off {
 			e.Offset, c.dirty = mk.off, true
+			if !mk.t.fp {
+				e.Head = headSum(mk.t.head[:min(mk.off, int64(len(mk.t.head)))])
+			}
 		}
 	}
 	for _, t := range c.retired {

@@ -512,3 +512,29 @@ func TestLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, c.Start(t.Context()), ErrCheckpoint)
 }
+
+// A file shorter than the fingerprint, truncated and rewritten while no collector ran
+// (longer than before, or shorter), is read again from its start under a new identity: not
+// from the old offset, and not with IDs the old records had.
+func TestShortFileRewrittenWhileStopped(t *testing.T) {
+	for _, n := range []int{2, 6} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			dir := t.TempDir()
+			log := filepath.Join(dir, "app.log")
+			sink := &memSink{}
+			cfg := testConfig(dir, log)
+			c, err := New(cfg, sink)
+			require.NoError(t, err)
+			require.NoError(t, c.Start(t.Context()))
+			a := lines("a", 0, 4)
+			appendLines(t, log, a)
+			sink.waitSome(t, a)
+			require.NoError(t, c.Close(t.Context()))
+
+			b := lines("b", 0, n)
+			require.NoError(t, os.WriteFile(log, []byte(strings.Join(b, "\n")+"\n"), 0o644))
+			startCollector(t, cfg, sink)
+			sink.waitLines(t, append(a, b...))
+		})
+	}
+}

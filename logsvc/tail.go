@@ -329,6 +329,14 @@ func (c *Collector) open(cand candidate, now time.Time) {
 			}
 		}
 	}
+	if e != nil && !e.Fingerprint && !sameHead(f, e) {
+		// Truncated and rewritten while no collector ran: a new identity, from 0.
+		delete(c.entries, e.ID)
+		e = nil
+		if !t.fp {
+			t.id = ""
+		}
+	}
 	switch {
 	case e != nil && t.fp && !e.Fingerprint:
 		delete(c.entries, e.ID)
@@ -368,7 +376,7 @@ func (c *Collector) identify(t *tracker) {
 		delete(c.entries, t.id)
 	}
 	t.id, t.fp, t.head = fp, true, nil
-	t.entry.ID, t.entry.Fingerprint = fp, true
+	t.entry.ID, t.entry.Fingerprint, t.entry.Head = fp, true, ""
 	c.entries[fp] = t.entry
 	c.dirty = true
 }
@@ -380,8 +388,20 @@ func (c *Collector) fingerprint(f *os.File) (string, bool) {
 	if n < len(head) || (err != nil && !errors.Is(err, io.EOF)) {
 		return "", false
 	}
-	sum := sha256.Sum256(head)
-	return hex.EncodeToString(sum[:16]), true
+	return headSum(head), true
+}
+
+// sameHead reports whether f still starts with the bytes an entry of a file shorter than the
+// fingerprint was shipped up to.
+func sameHead(f *os.File, e *entry) bool {
+	b := make([]byte, e.Offset)
+	n, _ := f.ReadAt(b, 0)
+	return n == len(b) && headSum(b) == e.Head
+}
+
+func headSum(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // shortID names a file shorter than the fingerprint: its device and inode, and a nonce so
