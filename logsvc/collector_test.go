@@ -293,19 +293,37 @@ func TestShortFile(t *testing.T) {
 	require.False(t, strings.HasPrefix(recs[len(recs)-1].Source, "i-"), "a long file is known by its fingerprint")
 }
 
+// Rotation faster than the polls: by rename to a new name each time, and logrotate's way,
+// shifting app.log.1 to app.log.2 and so on, with files longer and shorter than the
+// fingerprint.
 func TestFastChurn(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	sink := &memSink{}
-	startCollector(t, testConfig(dir, log+"*"), sink)
-	var all []string
-	for k := range 40 {
-		ls := lines("churn", k*50, 50)
-		appendLines(t, log, ls)
-		all = append(all, ls...)
-		require.NoError(t, os.Rename(log, fmt.Sprintf("%s.%d", log, k)))
+	for _, c := range []struct {
+		name  string
+		lines int
+		shift bool
+	}{{"rename", 50, false}, {"shift", 50, true}, {"shift-short", 10, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			log := filepath.Join(dir, "app.log")
+			sink := &memSink{}
+			startCollector(t, testConfig(dir, log+"*"), sink)
+			var all []string
+			for k := range 40 {
+				ls := lines("churn", k*c.lines, c.lines)
+				appendLines(t, log, ls)
+				all = append(all, ls...)
+				if !c.shift {
+					require.NoError(t, os.Rename(log, fmt.Sprintf("%s.%d", log, k)))
+					continue
+				}
+				for i := k; i >= 1; i-- {
+					require.NoError(t, os.Rename(fmt.Sprintf("%s.%d", log, i), fmt.Sprintf("%s.%d", log, i+1)))
+				}
+				require.NoError(t, os.Rename(log, log+".1"))
+			}
+			sink.waitLines(t, all)
+		})
 	}
-	sink.waitLines(t, all)
 }
 
 func TestMultiline(t *testing.T) {

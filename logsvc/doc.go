@@ -36,8 +36,13 @@
 //     read from the copy; otherwise what was written between the last read and the copy is
 //     lost (copytruncate's own race) and the file is read again from 0;
 //   - a gzip file (by its first bytes, whatever its name) is skipped: a rotated file is
-//     compressed after it was read; a copy of a file being read is skipped too.
+//     compressed after it was read;
+//   - a copy of a file being read (the same fingerprint, or for a shorter file the same
+//     first bytes) is not read again; an empty file is opened once it has a byte, when a
+//     copy being written can be told from a new file.
 //
+// For a file shorter than the fingerprint the checkpoint keeps a hash of what was shipped,
+// so one truncated and rewritten while no collector ran is read again from its start.
 // A file deleted before the collector first saw it cannot be read; PollInterval bounds how
 // long a new file goes unseen.
 //
