@@ -291,8 +291,8 @@ func (c *Collector) commit(ctx context.Context) error {
 	c.retired = c.retired[:0]
 	for _, t := range c.trackers {
 		t.entry.Seen = now
-		c.m.lag.WithLabelValues(t.path).Set(float64(max(t.size-t.entry.Offset, 0)))
 	}
+	c.reportLag()
 	for id, e := range c.entries {
 		if now.Sub(e.Seen) > forgetAfter {
 			delete(c.entries, id)
@@ -311,6 +311,18 @@ func (c *Collector) commit(ctx context.Context) error {
 	return nil
 }
 
+// reportLag sets each open file's lag: its size now, less what the sink acknowledged. It
+// runs while a refused batch waits too, so the lag grows where it can be seen.
+func (c *Collector) reportLag() {
+	for _, t := range c.trackers {
+		size := t.size
+		if fi, err := t.f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		c.m.lag.WithLabelValues(t.path).Set(float64(max(size-t.entry.Offset, 0)))
+	}
+}
+
 // ship calls the sink until it accepts the batch or ctx ends, backing off between attempts.
 func (c *Collector) ship(ctx context.Context, batch []Record) error {
 	wait := time.Duration(c.cfg.RetryMin)
@@ -324,6 +336,7 @@ func (c *Collector) ship(ctx context.Context, batch []Record) error {
 		}
 		c.m.shipErrors.Inc()
 		c.log.Warn("logsvc: ship failed; retrying", "records", len(batch), "retry_in", wait, "err", err)
+		c.reportLag()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

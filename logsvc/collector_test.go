@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -512,6 +513,7 @@ func TestLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir, filepath.Join(dir, "*.log"))
 	cfg.CheckpointPath = filepath.Join(dir, "state", "logsvc", "checkpoint.json")
+	before := runtime.NumGoroutine()
 	c, err := New(cfg, &memSink{})
 	require.NoError(t, err)
 	require.NoError(t, c.Start(t.Context()))
@@ -522,6 +524,7 @@ func TestLifecycle(t *testing.T) {
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Close(t.Context()))
+	require.Equal(t, before, runtime.NumGoroutine(), "Close leaves no goroutine")
 	require.NoError(t, c.Close(t.Context()))
 	require.ErrorIs(t, c.Start(t.Context()), ErrClosed)
 
@@ -555,4 +558,54 @@ func TestShortFileRewrittenWhileStopped(t *testing.T) {
 			sink.waitLines(t, append(a, b...))
 		})
 	}
+}
+
+// The metrics are registered, and the lag of a file shows while the sink refuses batches,
+// not only once it takes them again.
+func TestMetrics(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	cfg := testConfig(dir, log)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	var up sync.Mutex
+	up.Lock()
+	sink := &memSink{fail: func(int, []Record) error {
+		if up.TryLock() {
+			up.Unlock()
+			return nil
+		}
+		return errors.New("store unreachable")
+	}}
+	startCollector(t, cfg, sink)
+	all := lines("a", 0, 100)
+	appendLines(t, log, all)
+	fi, err := os.Stat(log)
+	require.NoError(t, err)
+	lag := func() float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "logsvc_collector_lag_bytes" {
+				for _, m := range mf.GetMetric() {
+					if m.GetLabel()[0].GetValue() == log {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return -1
+	}
+	require.Eventually(t, func() bool { return lag() == float64(fi.Size()) }, 5*time.Second, 10*time.Millisecond)
+	up.Unlock()
+	sink.waitLines(t, all)
+	require.Eventually(t, func() bool { return lag() == 0 }, 5*time.Second, 10*time.Millisecond)
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	require.Subset(t, names, []string{"logsvc_collector_lines_read_total", "logsvc_collector_records_shipped_total",
+		"logsvc_collector_truncated_lines_total", "logsvc_collector_ship_errors_total", "logsvc_collector_lag_bytes"})
 }
