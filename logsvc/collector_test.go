@@ -524,7 +524,8 @@ func TestLifecycle(t *testing.T) {
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Close(t.Context()))
-	require.Equal(t, before, runtime.NumGoroutine(), "Close leaves no goroutine")
+	// Others' goroutines (an earlier test's) may end meanwhile: the count may only fall.
+	require.LessOrEqual(t, runtime.NumGoroutine(), before, "Close leaves no goroutine")
 	require.NoError(t, c.Close(t.Context()))
 	require.ErrorIs(t, c.Start(t.Context()), ErrClosed)
 
