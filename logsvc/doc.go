@@ -66,10 +66,20 @@
 // goroutine that polls, reads and ships; Close stops it, abandons a batch being shipped
 // (it is shipped again by the next collector on the checkpoint) and closes the files.
 //
+// # Queries
+//
+// ParseQuery reads a query in LogQL's syntax for stream selectors and line filters, as
+// operators know it from Grafana: {app="bizc", host=~"n.*"} |= "2201" != "debug". Label
+// regular expressions are anchored, line regular expressions are RE2 ("(?i)" for case), and a
+// selector must have a matcher that an empty value does not pass, so that no query selects
+// every stream. Query.MatchLabels and MatchLine apply it; Query.String is its canonical form.
+// A query is bounded: MaxQueryBytes, MaxRegexpBytes, MaxMatchers and MaxFilters.
+//
 // # Errors
 //
 // Errors wrap the sentinels in errors.go; test them with errors.Is. An invalid Config is a
-// *ValidationError wrapping ErrInvalid, each problem under its JSON path.
+// *ValidationError wrapping ErrInvalid, each problem under its JSON path; a query that does not
+// parse is a *QueryError wrapping ErrQuery, with the byte it points at.
 //
 // # Observability
 //

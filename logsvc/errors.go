@@ -17,6 +17,8 @@ var (
 	ErrStarted = errors.New("logsvc: collector already started")
 	// ErrClosed: the collector was closed; a closed collector cannot be restarted.
 	ErrClosed = errors.New("logsvc: collector closed")
+	// ErrQuery: a query does not parse, or is over a limit. Errors wrapping it are *QueryError.
+	ErrQuery = errors.New("logsvc: invalid query")
 )
 
 // ValidationError lists every field error of a rejected configuration, each by its JSON path

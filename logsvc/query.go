@@ -1,7 +1,6 @@
 package logsvc
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -21,9 +20,6 @@ const (
 	MaxMatchers = 32
 	MaxFilters  = 32
 )
-
-// ErrQuery: a query does not parse, or is over a limit. Errors wrapping it are *QueryError.
-var ErrQuery = errors.New("logsvc: invalid query")
 
 // QueryError says where a query went wrong: Pos is the byte offset in the query's text.
 type QueryError struct {
