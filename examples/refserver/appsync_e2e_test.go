@@ -35,22 +35,35 @@ type syncCenter struct {
 }
 
 func startSyncCenter(t *testing.T, name, key string, maxArtifacts int64, peers ...config.Peer) *syncCenter {
-	sc := &syncCenter{t: t, name: name, dir: t.TempDir(), admin: "shk_e2esync" + name + "0123456789abcdef", key: key,
-		addr: fmt.Sprintf("127.0.0.1:%d", freeTCP(t, "127.0.0.1")), maxArtifacts: maxArtifacts, peers: peers}
+	sc := newSyncCenter(t, name, key, maxArtifacts, peers...)
 	sc.start()
 	t.Cleanup(sc.stop)
 	return sc
 }
 
+// newSyncCenter is a center not started yet, its address chosen.
+func newSyncCenter(t *testing.T, name, key string, maxArtifacts int64, peers ...config.Peer) *syncCenter {
+	return &syncCenter{t: t, name: name, dir: t.TempDir(), admin: "shk_e2esync" + name + "0123456789abcdef", key: key,
+		addr: fmt.Sprintf("127.0.0.1:%d", freeTCP(t, "127.0.0.1")), maxArtifacts: maxArtifacts, peers: peers}
+}
+
 func (sc *syncCenter) start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	sc.cancel = cancel
+	// A start that fails ends the test here (FailNow); cancel is recorded only once the
+	// center serves, so that the cleanup's stop does not wait for a center that never ran.
+	defer func() {
+		if sc.done == nil {
+			cancel()
+		}
+	}()
+	sc.done = nil
 	sc.c, sc.done = openCenter(sc.t, ctx, sc.dir, sc.admin, sc.maxArtifacts, func(cfg *config.Config) {
 		cfg.Center.Name, cfg.Listen, cfg.SyncKey, cfg.Peers = sc.name, sc.addr, sc.key, sc.peers
 		if sc.with != nil {
 			sc.with(cfg)
 		}
 	})
+	sc.cancel = cancel
 	sc.root = rest{t: sc.t, base: sc.c.URL(), token: sc.admin}
 }
 

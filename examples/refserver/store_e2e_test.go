@@ -76,11 +76,11 @@ func rawStore(t *testing.T, dir string) []byte {
 // never reach the database file or its WAL in plain text, the audit log shows "(hidden)",
 // a GET-then-PUT keeps the stored secret, and the database is its owner's only.
 func TestSecretsAreSealedAtRest(t *testing.T) {
-	sc := startSyncCenter(t, "a", newSyncKey(t), 1<<20)
 	// The binding's source is this center itself, configured as its own peer.
-	sc.stop()
+	sc := newSyncCenter(t, "a", newSyncKey(t), 1<<20)
 	sc.peers = []config.Peer{sc.peer()}
 	sc.start()
+	t.Cleanup(sc.stop)
 	team, proj, api := sc.tenant("ybj", "hxjb")
 	var src struct{ ID string }
 	sc.root.ok(201, "POST", "/api/v1/projects", map[string]string{"team_id": team, "name": "ggfw"}, &src)
