@@ -214,12 +214,7 @@ func (in *Instance) BigKeys(ctx context.Context, o BigKeysOptions) (BigKeysRepor
 			u := usage(Prefix(k, sep, depth))
 			u.Measured++
 			u.Bytes += n
-			if h.Len() < top {
-				heap.Push(h, BigKey{Key: k, Bytes: n})
-			} else if n > (*h)[0].Bytes {
-				(*h)[0] = BigKey{Key: k, Bytes: n}
-				heap.Fix(h, 0)
-			}
+			h.keep(BigKey{Key: k, Bytes: n}, top)
 		}
 		return nil
 	})
@@ -373,12 +368,7 @@ func (in *Instance) HotKeys(ctx context.Context, o HotKeysOptions) (HotKeysRepor
 			if err != nil {
 				return in.fail("object freq", err)
 			}
-			if h.Len() < top {
-				heap.Push(h, BigKey{Key: k, Bytes: n})
-			} else if n > (*h)[0].Bytes {
-				(*h)[0] = BigKey{Key: k, Bytes: n}
-				heap.Fix(h, 0)
-			}
+			h.keep(BigKey{Key: k, Bytes: n}, top)
 		}
 		return nil
 	})
@@ -402,6 +392,16 @@ func or(n, def int) int {
 
 // topHeap is a min-heap of keys by Bytes, keeping the N largest.
 type topHeap []BigKey
+
+// keep adds k if the heap holds fewer than top keys, or if k is bigger than the smallest.
+func (h *topHeap) keep(k BigKey, top int) {
+	if h.Len() < top {
+		heap.Push(h, k)
+	} else if k.Bytes > (*h)[0].Bytes {
+		(*h)[0] = k
+		heap.Fix(h, 0)
+	}
+}
 
 func (h topHeap) Len() int { return len(h) }
 func (h topHeap) Less(i, j int) bool {

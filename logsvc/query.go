@@ -262,32 +262,15 @@ func (p *queryParser) matcher() (Matcher, error) {
 		return m, p.fail(start, "want a label name (letters, digits and '_', not starting with a digit)")
 	}
 	p.space()
-	opAt := p.pos
-	switch {
-	case p.take("=~"):
-		m.Op = MatchRegexp
-	case p.take("!~"):
-		m.Op = MatchNotRegex
-	case p.take("!="):
-		m.Op = MatchNotEqual
-	case p.take("="):
-		m.Op = MatchEqual
-	default:
-		return m, p.fail(opAt, `want one of =, !=, =~, !~ after label %s`, m.Label)
+	op, ok := p.oneOf(string(MatchRegexp), string(MatchNotRegex), string(MatchNotEqual), string(MatchEqual))
+	if !ok {
+		return m, p.fail(p.pos, `want one of =, !=, =~, !~ after label %s`, m.Label)
 	}
-	p.space()
-	valueAt := p.pos
-	v, err := p.str()
-	if err != nil {
-		return m, err
-	}
-	m.Value = v
-	if m.Op == MatchRegexp || m.Op == MatchNotRegex {
-		if m.re, err = compile("^(?:"+v+")$", v, valueAt, p); err != nil {
-			return m, err
-		}
-	}
-	return m, nil
+	m.Op = MatchOp(op)
+	var err error
+	// Label regular expressions match the whole value, as in LogQL.
+	m.Value, m.re, err = p.operand(m.Op == MatchRegexp || m.Op == MatchNotRegex, "^(?:%s)$")
+	return m, err
 }
 
 func isLabelByte(c byte, first bool) bool {
@@ -296,44 +279,44 @@ func isLabelByte(c byte, first bool) bool {
 
 func (p *queryParser) filter() (LineFilter, error) {
 	var f LineFilter
-	opAt := p.pos
-	switch {
-	case p.take("|="):
-		f.Op = FilterContains
-	case p.take("!="):
-		f.Op = FilterNotContains
-	case p.take("|~"):
-		f.Op = FilterRegexp
-	case p.take("!~"):
-		f.Op = FilterNotRegexp
-	default:
-		return f, p.fail(opAt, `want a line filter: |= "text", != "text", |~ "regexp" or !~ "regexp"`)
+	op, ok := p.oneOf(string(FilterContains), string(FilterNotContains), string(FilterRegexp), string(FilterNotRegexp))
+	if !ok {
+		return f, p.fail(p.pos, `want a line filter: |= "text", != "text", |~ "regexp" or !~ "regexp"`)
 	}
-	p.space()
-	valueAt := p.pos
-	v, err := p.str()
-	if err != nil {
-		return f, err
-	}
-	f.Value = v
-	if f.Op == FilterRegexp || f.Op == FilterNotRegexp {
-		if f.re, err = compile(v, v, valueAt, p); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
+	f.Op = FilterOp(op)
+	var err error
+	f.Value, f.re, err = p.operand(f.Op == FilterRegexp || f.Op == FilterNotRegexp, "%s")
+	return f, err
 }
 
-// compile compiles expr, the form of the user's src that is run, within the limits.
-func compile(expr, src string, at int, p *queryParser) (*regexp.Regexp, error) {
-	if len(src) > MaxRegexpBytes {
-		return nil, p.fail(at, "a regular expression longer than %d bytes", MaxRegexpBytes)
+// oneOf consumes the first of ops the input continues with; longer ops must come before
+// their prefixes.
+func (p *queryParser) oneOf(ops ...string) (string, bool) {
+	for _, op := range ops {
+		if p.take(op) {
+			return op, true
+		}
 	}
-	re, err := regexp.Compile(expr)
+	return "", false
+}
+
+// operand reads an operator's quoted value and, for a regular expression, compiles it as
+// form (a format with one %s for the value) says.
+func (p *queryParser) operand(isRegexp bool, form string) (string, *regexp.Regexp, error) {
+	p.space()
+	at := p.pos
+	v, err := p.str()
+	if err != nil || !isRegexp {
+		return v, nil, err
+	}
+	if len(v) > MaxRegexpBytes {
+		return v, nil, p.fail(at, "a regular expression longer than %d bytes", MaxRegexpBytes)
+	}
+	re, err := regexp.Compile(fmt.Sprintf(form, v))
 	if err != nil {
-		return nil, p.fail(at, "%v", err)
+		return v, nil, p.fail(at, "%v", err)
 	}
-	return re, nil
+	return v, re, nil
 }
 
 // str reads a double-quoted string with Go's escapes, or a back-quoted raw one.
