@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 )
 
 // Capability plugs one kind of a capability package's configuration (a balancer, a DNS
@@ -37,7 +38,7 @@ type Capability struct {
 	IDPrefix string
 	// Check decodes spec strictly (no unknown fields) with the capability package's own
 	// types and validation, and returns the resource's name. Invalid specs return an
-	// InvalidSpec, keyed by field path inside the spec.
+	// InvalidSpec or the package's validation error, keyed by field path inside the spec.
 	Check func(spec json.RawMessage) (name string, err error)
 	// Plane runs pushed specs. Nil means the capability stores configuration only.
 	Plane Plane
@@ -146,11 +147,26 @@ func (e InvalidSpec) Error() string {
 	return b.String()
 }
 
-// asFieldError names an InvalidSpec's fields by their path in the resource ("spec.port",
-// "spec" for the spec itself) for the error envelope.
-func asFieldError(err error) error {
+// fieldsOf returns the field errors err holds, keyed by their path in what was refused: an
+// InvalidSpec, or a capability package's validation error (*validate.List), as it is or
+// wrapped, so that a plane returns the package's error without converting it.
+func fieldsOf(err error) (map[string]string, bool) {
 	var inv InvalidSpec
-	if !errors.As(err, &inv) {
+	if errors.As(err, &inv) {
+		return inv, true
+	}
+	var list *validate.List
+	if errors.As(err, &list) {
+		return list.Fields(), true
+	}
+	return nil, false
+}
+
+// asFieldError names the fields of a refused spec (see fieldsOf) by their path in the
+// resource ("spec.port", "spec" for the spec itself) for the error envelope.
+func asFieldError(err error) error {
+	inv, ok := fieldsOf(err)
+	if !ok {
 		return err
 	}
 	fields := make(map[string]string, len(inv))
@@ -290,14 +306,13 @@ func (cr *capabilityRoutes) action(name string, a Action, all bool) func(http.Re
 
 func (cr *capabilityRoutes) check(spec json.RawMessage) (string, error) {
 	name, err := cr.c.Check(spec)
-	if err != nil {
-		var inv InvalidSpec
-		if errors.As(err, &inv) {
-			return "", asFieldError(err)
-		}
-		return "", fieldError(map[string]string{"spec": err.Error()})
+	if err == nil {
+		return name, nil
 	}
-	return name, nil
+	if _, ok := fieldsOf(err); ok {
+		return "", asFieldError(err)
+	}
+	return "", fieldError(map[string]string{"spec": err.Error()})
 }
 
 // load reads a resource the caller may see.
@@ -675,6 +690,10 @@ func (s *Server) RestorePlanes(ctx context.Context) error {
 			}
 			res.Spec, res.Revision = res.PushedSpec, res.PushedRevision
 			if err := cr.c.Plane.Push(ctx, res); err != nil {
+				if fields, ok := fieldsOf(err); ok {
+					// InvalidSpec's text is bounded, for the log; a package's is not.
+					err = InvalidSpec(fields)
+				}
 				errs = append(errs, fmt.Errorf("api: restore %s %s revision %d: %w", cr.c.Kind, res.ID, res.Revision, err))
 			}
 		}

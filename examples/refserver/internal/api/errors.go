@@ -53,12 +53,28 @@ func fieldError(fields map[string]string) *apiError {
 	return e
 }
 
-// writeError answers err in the envelope; errors that are not *apiError become 500s (and
-// are logged) or, for the store's sentinels, 404 and 409.
+// inputError answers the field errors of err (see fieldsOf) as the request's, named as sent.
+func inputError(err error) error {
+	if fields, ok := fieldsOf(err); ok {
+		return fieldError(fields)
+	}
+	return err
+}
+
+// writeError answers err in the envelope; errors that are not *apiError become field errors
+// (a package's validation error), 500s (and are logged) or, for the store's sentinels, 404
+// and 409.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
+	var (
+		ae   *apiError
+		list *validate.List
+	)
 	switch {
 	case errors.As(err, &ae):
+	case errors.As(err, &list):
+		// A package's validation error that no capability names as a spec's is the request's,
+		// as from a Route checking its input with the package.
+		ae = fieldError(list.Fields())
 	case errors.Is(err, store.ErrNotFound):
 		ae = newError(http.StatusNotFound, codeNotFound, "%s", strings.TrimSuffix(err.Error(), ": "+store.ErrNotFound.Error())+" not found")
 	case errors.Is(err, store.ErrConflict):

@@ -26,7 +26,7 @@ type Format struct {
 	Encode func(spec json.RawMessage) ([]byte, error)
 	// Decode reads a body into a spec. old is the saved spec the body replaces, nil when it
 	// creates a resource; query holds what the format cannot carry (a zone file's origin).
-	// Its errors are the request's: an InvalidSpec or an Invalid is answered as such, any
+	// Its errors are the request's: an InvalidSpec (or the package's validation error) or an Invalid is answered as such, any
 	// other is the body's, answered under the format's name.
 	Decode func(body []byte, old json.RawMessage, query url.Values) (json.RawMessage, error)
 }
@@ -108,18 +108,11 @@ func (cr *capabilityRoutes) decodeFormat(w http.ResponseWriter, r *http.Request,
 		return nil, newError(http.StatusBadRequest, codeBadRequest, "read the body: %v", err)
 	}
 	spec, err := f.Decode(body, old, r.URL.Query())
-	var inv InvalidSpec
 	var ae *apiError
-	switch {
-	case err == nil:
-		return spec, nil
-	case errors.As(err, &inv):
-		return nil, asFieldError(err)
-	case errors.As(err, &ae):
-		return nil, err
-	default:
-		return nil, fieldError(map[string]string{name: err.Error()})
+	if _, ok := fieldsOf(err); ok || err == nil || errors.As(err, &ae) {
+		return spec, asFieldError(err)
 	}
+	return nil, fieldError(map[string]string{name: err.Error()})
 }
 
 // newResource builds the resource a create makes from in, in a team the caller may use.

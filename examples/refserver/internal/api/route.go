@@ -13,7 +13,8 @@ import (
 type Route struct {
 	// Pattern is a ServeMux pattern under /api/v1, e.g. "GET /api/v1/dr/runs/{id}".
 	Pattern string
-	// Handle serves one request.
+	// Handle serves one request. A package's validation error it returns, as it is or
+	// wrapped, is answered as a field error of the request.
 	Handle func(c *Call) error
 }
 

@@ -29,7 +29,7 @@ type Setting struct {
 	// Input returns a pointer to the value's type (JSON, validated).
 	Input func() any
 	// Apply gives the data plane a decoded value (checks it, for a Team setting); a refused
-	// value returns InvalidSpec.
+	// value returns InvalidSpec or the package's validation error.
 	Apply func(ctx context.Context, value any) error
 	// Current reports what the data plane runs; unused for a Team setting.
 	Current func() any
@@ -93,14 +93,8 @@ func (sr *settingRoutes) put(w http.ResponseWriter, r *http.Request) error {
 		if err := tx.PutSetting(r.Context(), sr.st.Path, raw); err != nil {
 			return err
 		}
-		var inv InvalidSpec
 		// Its store writes, if any, join the change.
-		if err := sr.st.Apply(tx.Context(r.Context()), in); errors.As(err, &inv) {
-			return fieldError(inv)
-		} else if err != nil {
-			return err
-		}
-		return nil
+		return inputError(sr.st.Apply(tx.Context(r.Context()), in))
 	})
 	if err != nil {
 		return err
@@ -137,10 +131,7 @@ func (sr *settingRoutes) putTeam(w http.ResponseWriter, r *http.Request) error {
 	if err := sr.s.decode(w, r, in); err != nil {
 		return err
 	}
-	var inv InvalidSpec
-	if err := sr.st.Apply(r.Context(), in); errors.As(err, &inv) {
-		return fieldError(inv)
-	} else if err != nil {
+	if err := inputError(sr.st.Apply(r.Context(), in)); err != nil {
 		return err
 	}
 	raw, err := json.Marshal(in)

@@ -798,14 +798,11 @@ func (s *AppSync) doTask(ctx context.Context, targets []store.Resource, f func(c
 	return nil, st, syncError(err)
 }
 
-// syncError maps appsync's errors to the API's.
+// syncError maps appsync's errors to the API's; its validation errors are answered as they are.
 func syncError(err error) error {
-	var verr *appsync.ValidationError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &verr):
-		return api.InvalidSpec(verr.Fields())
 	case errors.Is(err, appsync.ErrNotFound):
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	case errors.Is(err, appsync.ErrState):

@@ -141,7 +141,7 @@ func (p *Balancers) rollback(ctx context.Context, targets []store.Resource, inpu
 		return nil, nil, api.Invalid(map[string]string{"version": fmt.Sprintf("version %d is no longer kept", in.Version)})
 	}
 	if err != nil {
-		return nil, nil, balancerError(err)
+		return nil, nil, listenError(err)
 	}
 	spec, err := json.Marshal(cfg)
 	if err != nil {
@@ -156,7 +156,7 @@ func checkBalancer(spec json.RawMessage) (string, error) {
 		return "", err
 	}
 	if err := cfg.Validate(); err != nil {
-		return "", balancerError(err)
+		return "", err
 	}
 	return cfg.Name, nil
 }
@@ -168,20 +168,6 @@ func admitBalancerSpec(ctx context.Context, tx store.Reader, _ store.Token, res 
 		return err
 	}
 	return admitBalancer(ctx, tx, res, cfg, nil)
-}
-
-// balancerError turns lb's field errors into the API's; a port that cannot be opened (in use,
-// say) is reported against the listeners.
-func balancerError(err error) error {
-	var verr *lb.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		return api.InvalidSpec(verr.Fields())
-	case errors.Is(err, lb.ErrListen):
-		return api.InvalidSpec{"listeners": err.Error()}
-	default:
-		return err
-	}
 }
 
 // Push implements api.Plane: the first push starts the balancer, later ones Apply to it.
@@ -209,7 +195,7 @@ func (p *Balancers) Push(ctx context.Context, r store.Resource) error {
 		if !ok {
 			_ = b.Close(ctx)
 		}
-		return balancerError(err)
+		return listenError(err)
 	}
 	if !ok {
 		p.running[r.ID] = b

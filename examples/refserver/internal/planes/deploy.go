@@ -340,14 +340,8 @@ func checkApp(spec json.RawMessage) (string, error) {
 		inv["project"] = "is the app resource's project_id; leave it out of the spec"
 	}
 	s.Project = "p"
-	if err := s.Validate(); err != nil {
-		var verr *deploy.ValidationError
-		if !errors.As(err, &verr) {
-			return "", err
-		}
-		for k, v := range verr.Fields() {
-			inv[k] = v
-		}
+	if err := mergeFields(inv, s.Validate()); err != nil {
+		return "", err
 	}
 	if (s.Balancer == "") != (s.Group == "") {
 		inv["group"] = "balancer and group go together: the server group of the balancer the instances serve in"
@@ -374,14 +368,8 @@ func checkNode(spec json.RawMessage) (string, error) {
 	default:
 		inv["driver"] = "must be local or ssh"
 	}
-	if err := cfg.Validate(); err != nil {
-		var verr *deploy.ValidationError
-		if !errors.As(err, &verr) {
-			return "", err
-		}
-		for k, v := range verr.Fields() {
-			inv[k] = v
-		}
+	if err := mergeFields(inv, cfg.Validate()); err != nil {
+		return "", err
 	}
 	if len(inv) > 0 {
 		return "", inv
@@ -389,14 +377,13 @@ func checkNode(spec json.RawMessage) (string, error) {
 	return cfg.Name, nil
 }
 
-// deployError maps deploy's errors to the API's: field errors, 404, 409.
+// deployError maps deploy's errors to the API's: 404, 409, field errors. Its validation
+// errors are answered as they are: the spec's from a push, the request's from a Route.
 func deployError(err error) error {
 	var verr *deploy.ValidationError
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &verr):
-		return api.Invalid(verr.Fields())
+	case err == nil, errors.As(err, &verr):
+		return err
 	case errors.Is(err, deploy.ErrNotFound):
 		return fmt.Errorf("%s: %w", strings.TrimSuffix(err.Error(), ": "+deploy.ErrNotFound.Error()), store.ErrNotFound)
 	case errors.Is(err, deploy.ErrExists), errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrState), errors.Is(err, deploy.ErrClosed):
@@ -409,15 +396,6 @@ func deployError(err error) error {
 		return api.Invalid(map[string]string{"request": err.Error()})
 	}
 	return err
-}
-
-// specError is deployError for a push: field errors are the spec's.
-func specError(err error) error {
-	var verr *deploy.ValidationError
-	if errors.As(err, &verr) {
-		return api.InvalidSpec(verr.Fields())
-	}
-	return deployError(err)
 }
 
 func appKey(project, app string) string { return project + "/" + app }
@@ -451,7 +429,7 @@ func (a appPlane) Push(ctx context.Context, r store.Resource) error {
 	cfg := s.AppConfig
 	cfg.Project = r.ProjectID
 	if _, err := p.m.PutApp(ctx, cfg); err != nil {
-		return specError(err)
+		return deployError(err)
 	}
 	p.mu.Lock()
 	p.apps[appKey(cfg.Project, cfg.Name)] = deployApp{id: r.ID, team: r.TeamID, balancer: s.Balancer, group: s.Group}
@@ -616,7 +594,7 @@ func (n nodePlane) Push(ctx context.Context, r store.Resource) error {
 		fallthrough
 	default:
 		if _, err := p.m.PutNode(ctx, cfg); err != nil {
-			return specError(err)
+			return deployError(err)
 		}
 	}
 	p.nodes[cfg.Name] = deployNode{id: r.ID, team: r.TeamID}
@@ -866,14 +844,8 @@ func (p *Deploy) upload(c *api.Call) error {
 	if cfg.Digest == "" {
 		fields["digest"] = "is required: the artifact's sha256 (sha256:<64 hex digits>), in the X-Checksum-Sha256 header or the digest parameter"
 	}
-	if err := cfg.Validate(); err != nil {
-		var verr *deploy.ValidationError
-		if !errors.As(err, &verr) {
-			return err
-		}
-		for k, v := range verr.Fields() {
-			fields[k] = v
-		}
+	if err := mergeFields(fields, cfg.Validate()); err != nil {
+		return err
 	}
 	if len(fields) > 0 {
 		return api.Invalid(fields)

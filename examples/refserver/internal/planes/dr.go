@@ -184,7 +184,7 @@ func checkGroup(spec json.RawMessage) (string, error) {
 		return "", err
 	}
 	if err := cfg.Validate(); err != nil {
-		return "", drError(err)
+		return "", err
 	}
 	// Refused at save, as the manager would refuse it at every push.
 	if _, ok := drDrivers[cfg.Kind]; !ok {
@@ -208,17 +208,9 @@ func checkPlan(spec json.RawMessage) (string, error) {
 		return "", err
 	}
 	if err := cfg.Validate(); err != nil {
-		return "", drError(err)
+		return "", err
 	}
 	return cfg.Name, nil
-}
-
-func drError(err error) error {
-	var verr *dr.ValidationError
-	if errors.As(err, &verr) {
-		return api.InvalidSpec(verr.Fields())
-	}
-	return err
 }
 
 // groupPlane adds, replaces and removes DR groups in the manager.
@@ -244,7 +236,7 @@ func (g groupPlane) Push(ctx context.Context, r store.Resource) error {
 	name := cfg.Name
 	cfg.Name = r.ID
 	if err := p.m.AddGroup(ctx, cfg); err != nil {
-		return drError(err)
+		return err
 	}
 	p.pushed[r.ID] = pushedGroup{team: r.TeamID, name: name}
 	return nil
@@ -339,7 +331,7 @@ func stateError(err error) error {
 			return api.BadGateway(err.Error())
 		}
 	}
-	return drError(err)
+	return err
 }
 
 // start runs a plan on its team's DR groups, which the plan names and the manager knows by

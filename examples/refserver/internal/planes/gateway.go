@@ -213,7 +213,7 @@ func checkGateway(spec json.RawMessage) (string, error) {
 		return "", err
 	}
 	if err := s.split(secrets).Validate(); err != nil {
-		return "", gatewayError(err)
+		return "", err
 	}
 	return s.Name, nil
 }
@@ -289,13 +289,13 @@ func (p *Gateways) Push(ctx context.Context, r store.Resource) error {
 	}
 	cfg := spec.split(secrets)
 	if err := cfg.Validate(); err != nil {
-		return gatewayError(err)
+		return err
 	}
 	p.mu.Lock()
 	inst, ok := p.running[r.ID]
 	p.mu.Unlock()
 	if ok {
-		return gatewayError(inst.svc.Apply(ctx, cfg))
+		return listenError(inst.svc.Apply(ctx, cfg))
 	}
 	inst, err = p.start(ctx, r, cfg)
 	if err != nil {
@@ -326,23 +326,9 @@ func (p *Gateways) start(ctx context.Context, r store.Resource, cfg gateway.Serv
 		return nil, errors.Join(err, svc.Close(ctx))
 	}
 	if err := svc.Apply(ctx, cfg); err != nil {
-		return nil, errors.Join(gatewayError(err), svc.Close(ctx))
+		return nil, errors.Join(listenError(err), svc.Close(ctx))
 	}
 	return inst, nil
-}
-
-// gatewayError turns the field errors of either config, or a port that cannot be opened,
-// into the API's.
-func gatewayError(err error) error {
-	var verr *gateway.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		return api.InvalidSpec(verr.Fields())
-	case errors.Is(err, lb.ErrListen):
-		return api.InvalidSpec{"listeners": err.Error()}
-	default:
-		return err
-	}
 }
 
 // Remove implements api.Plane. It runs inside the store's transaction, so it does not write

@@ -8,11 +8,38 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 	"github.com/shuanghuo/shuanghuo/internal/validate"
+	"github.com/shuanghuo/shuanghuo/lb"
 )
+
+// The planes return the capability packages' validation errors (*validate.List) as they are:
+// the API answers their fields. What follows gives other errors a field.
+
+// listenError reports a port that cannot be opened (in use, say) against the spec's
+// listeners, for balancers and gateways.
+func listenError(err error) error {
+	if errors.Is(err, lb.ErrListen) {
+		return api.InvalidSpec{"listeners": err.Error()}
+	}
+	return err
+}
+
+// mergeFields puts the fields of err, a package's validation error, into fields, replacing
+// the plane's own message of a field; another error is returned.
+func mergeFields(fields map[string]string, err error) error {
+	var verr *validate.List
+	if !errors.As(err, &verr) {
+		return err
+	}
+	for k, v := range verr.Fields() {
+		fields[k] = v
+	}
+	return nil
+}
 
 // keepPushed saves the specs a data plane already runs after a DR plan's step changed them
 // (DNS switched, traffic moved) as new revisions marked pushed, each with an audit record of

@@ -2,13 +2,28 @@ package planes
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
+	"github.com/shuanghuo/shuanghuo/internal/validate"
 	"github.com/shuanghuo/shuanghuo/lb"
 )
+
+// specFields is the fields of a refused spec, as the API reads them: an api.InvalidSpec or a
+// package's validation error.
+func specFields(t *testing.T, err error) map[string]string {
+	t.Helper()
+	var inv api.InvalidSpec
+	if errors.As(err, &inv) {
+		return inv
+	}
+	var list *validate.List
+	require.ErrorAs(t, err, &list)
+	return list.Fields()
+}
 
 // decodeStrict names a field by its JSON path in the spec, indices included, as the API
 // names a body's fields: issue 16 item 5's cases.

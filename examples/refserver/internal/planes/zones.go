@@ -106,7 +106,7 @@ func decodeZoneFile(body []byte, old json.RawMessage, query url.Values) (json.Ra
 		return nil, err
 	}
 	if err != nil {
-		return nil, zoneError(err)
+		return nil, err
 	}
 	spec, err := json.Marshal(z)
 	if err != nil {
@@ -147,7 +147,7 @@ func (p *Zones) ViewsSetting() api.Setting {
 		Path:  "dns/views",
 		Input: func() any { return &ViewsInput{} },
 		Apply: func(ctx context.Context, v any) error {
-			return zoneError(p.srv.SetViews(ctx, v.(*ViewsInput).Views))
+			return p.srv.SetViews(ctx, v.(*ViewsInput).Views)
 		},
 		Current: func() any { return ViewsInput{Views: append([]dnsctl.View{}, p.srv.Views()...)} },
 	}
@@ -176,7 +176,7 @@ func checkZone(spec json.RawMessage) (string, error) {
 		return "", err
 	}
 	if err := z.Validate(); err != nil {
-		return "", zoneError(err)
+		return "", err
 	}
 	return canonical(z.Origin), nil
 }
@@ -259,21 +259,13 @@ func zoneOrigins(r store.Resource) []string {
 
 func canonical(origin string) string { return strings.ToLower(strings.TrimSuffix(origin, ".")) + "." }
 
-func zoneError(err error) error {
-	var verr *dnsctl.ValidationError
-	if errors.As(err, &verr) {
-		return api.InvalidSpec(verr.Fields())
-	}
-	return err
-}
-
 // changesError names a batch's field errors as the API answers them: the changes' own
 // (changes[i]...) by their path in the body, the zone's that the batch would make
 // (record_sets...) by their path in the resource.
 func changesError(err error) error {
 	var verr *dnsctl.ValidationError
 	if !errors.As(err, &verr) {
-		return zoneError(err)
+		return err
 	}
 	fields := map[string]string{}
 	for k, v := range verr.Fields() {
@@ -300,7 +292,7 @@ func (p *Zones) Push(ctx context.Context, r store.Resource) error {
 		return api.InvalidSpec{"origin": fmt.Sprintf("%s is taken: another zone serves it", origin)}
 	}
 	if _, err := p.srv.ApplyZone(ctx, z); err != nil {
-		return zoneError(err)
+		return err
 	}
 	for o, id := range p.owner {
 		if id == r.ID && o != origin {

@@ -52,12 +52,10 @@ func TestZoneCheckReportsSpecFields(t *testing.T) {
 	require.Equal(t, "ybj.internal.", name)
 
 	_, err = checkZone(json.RawMessage(`{"origin":"x.internal","record_sets":[{"name":"api","type":"BOGUS"}]}`))
-	var inv api.InvalidSpec
-	require.ErrorAs(t, err, &inv)
-	require.Contains(t, inv, "record_sets[0].type")
+	require.Contains(t, specFields(t, err), "record_sets[0].type")
 
 	_, err = checkZone(json.RawMessage(`{"origin":"x.internal","colour":"red"}`))
-	require.ErrorAs(t, err, &inv)
+	require.Contains(t, specFields(t, err), "colour")
 }
 
 func TestSwitchReturnsTheZoneAsServed(t *testing.T) {
