@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,10 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/shuanghuo/shuanghuo/dnsctl"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/api"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
-	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/planes"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/store"
 )
 
@@ -41,19 +39,12 @@ type Center struct {
 	api   *api.Server
 	ln    net.Listener
 	srv   *http.Server
-	// planes are the data planes, closed after the API has stopped.
-	planes []closer
+	// closers stop the data planes, in build order; they are closed in reverse, after the
+	// API has stopped.
+	closers []closer
 }
 
 type closer interface{ Close(context.Context) error }
-
-func closeAll(ctx context.Context, cs []closer) error {
-	var errs []error
-	for _, c := range cs {
-		errs = append(errs, c.Close(ctx))
-	}
-	return errors.Join(errs...)
-}
 
 // Options are the parts of a center that do not come from its configuration.
 type Options struct {
@@ -64,9 +55,10 @@ type Options struct {
 	Out io.Writer
 }
 
-// Open validates cfg, opens the store, bootstraps the admin token and binds the listener.
-// Nothing is served until Serve.
-func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
+// Open validates cfg, opens the store, bootstraps the admin token, binds the listener and
+// builds the data planes. Nothing is served until Serve; if Open fails, what it started is
+// stopped.
+func Open(ctx context.Context, cfg config.Config, o Options) (_ *Center, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -83,137 +75,75 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Center, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := &Center{cfg: cfg, log: log, store: st}
+	defer func() {
+		if err != nil {
+			if c.ln != nil {
+				c.ln.Close()
+			}
+			c.close(ctx)
+		}
+	}()
 	// The data directory holds the teams' secrets and the keys: the server's alone, which
 	// is what keeps local nodes' apps (run as other users) out of it.
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
-		st.Close()
 		return nil, fmt.Errorf("center %s: data dir: %w", cfg.Center.Name, err)
 	}
 	if err := bootstrapAdmin(ctx, st, o.AdminToken, o.Out, cfg.Center.Name); err != nil {
-		st.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		st.Close()
+	if c.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("center %s: listen on %s: %w", cfg.Center.Name, cfg.Listen, err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	balancers := planes.NewBalancers(log, reg, st, cfg.Zones)
-	gateways, err := planes.NewGateways(planes.GatewayOptions{Store: st, Logger: log, Registerer: reg, Sealer: st.Sealer()})
-	if err != nil {
-		ln.Close()
-		st.Close()
-		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
-	}
-	capabilities := []api.Capability{balancers.Capability(), gateways.Capability()}
-	settings := []api.Setting{planes.GrantsSetting()}
-	var zones *planes.Zones
-	var dnsAddr string
-	closers := []closer{balancers, gateways}
-	off := map[string]string{}
-	if cfg.DNS.Listen == "" {
-		why := "DNS is off in this center: set dns.listen in the configuration (flag -dns-listen) to the address it serves DNS on"
-		off["zones"], off["dns/views"] = why, why
-	} else {
-		dns, err := startDNS(ctx, cfg, log, reg)
+	e := &env{ctx: ctx, cfg: cfg, log: log, reg: reg, st: st, api: &lateAPI{}}
+	var (
+		all     = plane{off: map[string]string{}}
+		resumes []func(context.Context)
+	)
+	for _, build := range planeTable {
+		p, err := build(e)
 		if err != nil {
-			closeAll(ctx, closers)
-			ln.Close()
-			st.Close()
-			return nil, err
+			return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
 		}
-		zones = planes.NewZones(dns, st)
-		dnsAddr = dns.Addr()
-		capabilities = append(capabilities, zones.Capability())
-		settings = append(settings, zones.ViewsSetting())
-		closers = append(closers, dns)
-	}
-	drOpts := planes.DROptions{Store: st, Logger: log, Registerer: reg}
-	if zones != nil {
-		drOpts.DNS = zones
-		drOpts.Resolver = dnsAddr
-	}
-	if len(cfg.Zones) > 0 {
-		drOpts.Traffic = balancers
-	}
-	drPlane, err := planes.NewDR(ctx, drOpts)
-	if err != nil {
-		closeAll(ctx, closers)
-		ln.Close()
-		st.Close()
-		return nil, err
-	}
-	capabilities = append(capabilities, drPlane.Groups(), drPlane.Plans())
-	// DR closes first: its runs may still switch DNS.
-	closers = append([]closer{drPlane}, closers...)
-	deployPlane, err := planes.NewDeploy(planes.DeployOptions{Store: st, Sealer: st.Sealer(), Dir: filepath.Join(cfg.DataDir, "deploy"),
-		NodesDir: cfg.NodesDir(), FirstUID: cfg.LocalNodes.FirstUID,
-		UploadMinBytes: cfg.UploadMinRate.Bytes, UploadRateWindow: cfg.UploadMinRate.Window,
-		MaxArtifactSize: cfg.MaxArtifactBytes, Balancers: balancers, Logger: log, Registerer: reg})
-	if err != nil {
-		closeAll(ctx, closers)
-		ln.Close()
-		st.Close()
-		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
-	}
-	capabilities = append(capabilities, deployPlane.Apps(), deployPlane.Nodes())
-	settings = append(settings, deployPlane.Variables())
-	// Deploy closes before the balancers: its deployments may still drain servers.
-	closers = append([]closer{deployPlane}, closers...)
-	syncKey := cfg.SyncKey
-	if env := os.Getenv(planes.SyncKeyEnv); env != "" {
-		syncKey = env
-	}
-	key, err := planes.ParseSyncKey(syncKey)
-	var appSync *planes.AppSync
-	if err == nil {
-		peers := map[string]string{}
-		for _, p := range cfg.Peers {
-			peers[p.Name] = p.URL
+		if p.closer != nil {
+			c.closers = append(c.closers, p.closer)
 		}
-		appSync, err = planes.NewAppSync(planes.AppSyncOptions{Store: st, Deploy: deployPlane, Key: key, Peers: peers, Logger: log, Registerer: reg})
+		all.capabilities = append(all.capabilities, p.capabilities...)
+		all.settings = append(all.settings, p.settings...)
+		all.routes = append(all.routes, p.routes...)
+		maps.Copy(all.off, p.off)
+		if p.resume != nil {
+			resumes = append(resumes, p.resume)
+		}
 	}
-	if err != nil {
-		closeAll(ctx, closers)
-		ln.Close()
-		st.Close()
-		return nil, fmt.Errorf("center %s: appsync: %w", cfg.Center.Name, err)
-	}
-	capabilities = append(capabilities, appSync.Bindings(), appSync.Tasks())
-	// Sync tasks stop first: they upload and deploy.
-	closers = append([]closer{appSync}, closers...)
-	a := api.New(api.Options{
+	c.api = api.New(api.Options{
 		Center:       api.Center{Name: cfg.Center.Name, Role: cfg.Center.Role},
 		Store:        st,
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Registry:     reg,
-		Capabilities: capabilities,
-		Settings:     settings,
-		Routes:       slices.Concat(balancers.Routes(), gateways.Routes(), drPlane.Routes(), deployPlane.Routes(), appSync.Routes()),
-		Off:          off,
+		Capabilities: all.capabilities,
+		Settings:     all.settings,
+		Routes:       all.routes,
+		Off:          all.off,
 	})
-	appSync.Attach(a)
+	e.api.Server = c.api
 	// Before anything reads a resource's secrets: what an older server stored plain is sealed.
-	if err := a.DeclareSecrets(ctx); err != nil {
-		closeAll(ctx, closers)
-		ln.Close()
-		st.Close()
+	if err := c.api.DeclareSecrets(ctx); err != nil {
 		return nil, fmt.Errorf("center %s: %w", cfg.Center.Name, err)
 	}
 	// The data plane runs again what was pushed before the restart. A resource that no
 	// longer applies (its port taken, say) is logged and left for the operator to push.
-	if err := a.RestorePlanes(ctx); err != nil {
+	if err := c.api.RestorePlanes(ctx); err != nil {
 		log.Error("restore data plane", "err", err)
 	}
-	// Instances that ran before the restart run again once their apps, nodes and balancers
-	// are back (a local node's processes ended with the server).
-	go deployPlane.Resume(context.WithoutCancel(ctx))
-	c := &Center{cfg: cfg, log: log, store: st, api: a, ln: ln, planes: closers}
+	for _, resume := range resumes {
+		go resume(context.WithoutCancel(ctx))
+	}
 	c.srv = &http.Server{
-		Handler:           a,
+		Handler:           c.api,
 		ReadHeaderTimeout: min(cfg.ReadTimeout, 10*time.Second),
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -249,40 +179,25 @@ func (c *Center) Serve(ctx context.Context) error {
 	if err := c.srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("center %s: shutdown: %w", c.cfg.Center.Name, err)
 	}
-	if err := closeAll(shutdownCtx, c.planes); err != nil && serveErr == nil {
-		serveErr = fmt.Errorf("center %s: stop data plane: %w", c.cfg.Center.Name, err)
-	}
-	if err := c.store.Close(); err != nil && serveErr == nil {
-		serveErr = fmt.Errorf("center %s: close store: %w", c.cfg.Center.Name, err)
+	if err := c.close(shutdownCtx); err != nil && serveErr == nil {
+		serveErr = err
 	}
 	c.log.Info("stopped")
 	return serveErr
 }
 
-// startDNS starts this center's dnsctl server: a primary for the zones pushed to it, or a
-// secondary of the other center's.
-func startDNS(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*dnsctl.Server, error) {
-	dc := dnsctl.Config{
-		UDPAddr:    cfg.DNS.Listen,
-		Center:     cfg.Center.Name,
-		Forwarders: cfg.DNS.Forwarders,
-		Logger:     log.With("component", "dns"),
-		Registerer: reg,
+// close stops the data planes, the last built first (see planeTable), then closes the store.
+func (c *Center) close(ctx context.Context) error {
+	var errs []error
+	for _, p := range slices.Backward(c.closers) {
+		if err := p.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("center %s: stop data plane: %w", c.cfg.Center.Name, err))
+		}
 	}
-	for _, addr := range cfg.DNS.Secondaries {
-		dc.Secondaries = append(dc.Secondaries, dnsctl.Secondary{Addr: addr})
+	if err := c.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("center %s: close store: %w", c.cfg.Center.Name, err))
 	}
-	if cfg.DNS.Primary != "" {
-		dc.Primary = &dnsctl.Primary{Addr: cfg.DNS.Primary, Zones: cfg.DNS.PrimaryZones}
-	}
-	srv, err := dnsctl.New(dc)
-	if err != nil {
-		return nil, fmt.Errorf("center %s: dns: %w", cfg.Center.Name, err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		return nil, fmt.Errorf("center %s: dns: start on %s: %w", cfg.Center.Name, cfg.DNS.Listen, err)
-	}
-	return srv, nil
+	return errors.Join(errs...)
 }
 
 // bootstrapAdmin makes sure the platform has an admin token: the given one, or on the very

@@ -3,7 +3,9 @@ package center
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
+	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/planes"
 )
 
 func testConfig(t *testing.T) config.Config {
@@ -141,4 +144,33 @@ func serve(t *testing.T, c *Center) (stop func(), done <-chan error) {
 		return resp.StatusCode == 200
 	}, 5*time.Second, 10*time.Millisecond)
 	return cancel, errc
+}
+
+// Open failing at its last plane (a sync key from the environment that is not hex) stops
+// what the earlier ones started: the API's port, the DNS server's ports and the store are
+// free again, and the next start with a good key serves.
+func TestOpenFailingLateReleasesWhatItStarted(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.DNS.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
+	t.Setenv(planes.SyncKeyEnv, "not hex")
+	_, err := Open(context.Background(), cfg, Options{AdminToken: "shk_0123456789abcdef0123"})
+	require.ErrorContains(t, err, "center a: appsync: the sync key must be hex")
+
+	l, err := net.Listen("tcp", cfg.Listen)
+	require.NoError(t, err, "the API's port is free")
+	l.Close()
+	u, err := net.ListenPacket("udp", cfg.DNS.Listen)
+	require.NoError(t, err, "the DNS server's UDP port is free")
+	u.Close()
+	l, err = net.Listen("tcp", cfg.DNS.Listen)
+	require.NoError(t, err, "the DNS server's TCP port is free")
+	l.Close()
+
+	t.Setenv(planes.SyncKeyEnv, strings.Repeat("ab", 32))
+	c, err := Open(context.Background(), cfg, Options{AdminToken: "shk_0123456789abcdef0123"})
+	require.NoError(t, err)
+	stop, done := serve(t, c)
+	stop()
+	require.NoError(t, <-done)
 }

@@ -51,7 +51,7 @@ type AppSync struct {
 	deploy *Deploy
 	key    []byte
 	engine *appsync.Engine
-	api    *api.Server
+	api    Resources
 	log    *slog.Logger
 	client *http.Client
 	peers  map[string]string
@@ -65,6 +65,11 @@ type AppSync struct {
 type AppSyncOptions struct {
 	Store  store.Store
 	Deploy *Deploy
+	// API is what tasks apply the app specs they receive through. The API is built from the
+	// planes' capabilities, this one's among them, so a center passes a reference it fills
+	// in once the API is built, before anything is served or restored: tasks run only from a
+	// push or a restore.
+	API Resources
 	// Key is the sync key; without one (nil), feeds and tasks are refused with a message
 	// saying so.
 	Key []byte
@@ -73,6 +78,15 @@ type AppSyncOptions struct {
 	Peers      map[string]string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+}
+
+// Resources is what the appsync plane applies received changes through: the API's own lookup,
+// save-and-push and delete of a resource, under the same rules and audit as a team's
+// requests. *api.Server implements it.
+type Resources interface {
+	Find(ctx context.Context, kind, projectID, name string) (store.Resource, bool, error)
+	Publish(ctx context.Context, actor store.Actor, kind, projectID string, spec json.RawMessage) (store.Resource, error)
+	Withdraw(ctx context.Context, actor store.Actor, kind, projectID, name string) error
 }
 
 // syncActor is the audit actor of changes tasks apply.
@@ -87,12 +101,12 @@ const (
 	taskKind    = "synctask"
 )
 
-// NewAppSync builds the plane; Attach must follow once the API exists.
+// NewAppSync builds the plane.
 func NewAppSync(o AppSyncOptions) (*AppSync, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &AppSync{st: o.Store, deploy: o.Deploy, key: o.Key, log: o.Logger.With("component", "appsync"),
+	s := &AppSync{st: o.Store, deploy: o.Deploy, api: o.API, key: o.Key, log: o.Logger.With("component", "appsync"),
 		valid: validate.New("json"), bindings: map[string]*binding{}, peers: o.Peers, client: appsync.NewClient()}
 	if o.Key == nil {
 		return s, nil
@@ -105,10 +119,6 @@ func NewAppSync(o AppSyncOptions) (*AppSync, error) {
 	s.engine = e
 	return s, nil
 }
-
-// Attach gives the plane the API, through which tasks save and push the app specs they
-// receive, under the same rules as a team's requests.
-func (s *AppSync) Attach(a *api.Server) { s.api = a }
 
 // Close stops the tasks.
 func (s *AppSync) Close(context.Context) error {
