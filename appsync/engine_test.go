@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -823,4 +825,58 @@ func TestStatusLagCountsPending(t *testing.T) {
 	if s.LagEvents != 0 {
 		t.Fatalf("caught up: %+v", s)
 	}
+}
+
+// A task's first retries in a row are logged at Info — a change may wait for another task's —
+// and only a longer run at Warn.
+func TestRetriesLoggedAtWarnOnlyWhenTheyGoOn(t *testing.T) {
+	r := newRig(t)
+	r.feed.Release("hx", "outpatient", "1.0", []byte("artifact"))
+	r.feed.SetArtifact("hx", "outpatient", "1.0", []byte("another artifact")) // never verifies
+	var logs lockedBuffer
+	e, err := appsync.New(appsync.Options{Sink: r.sink, StateStore: r.store, Key: testKey,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	cfg := versionTask("versions")
+	cfg.Version.Mode = appsync.ModeCopy
+	r.start(e, cfg)
+	waitFor2(t, e, "versions", func(s appsync.Status) bool { return s.Retries >= 6 })
+	levels := map[string]int{}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `msg="attempt failed; retrying"`) {
+			for _, l := range []string{"INFO", "WARN"} {
+				if strings.Contains(line, "level="+l) && strings.Contains(line, "retries=") {
+					levels[l]++
+				}
+			}
+			if strings.HasSuffix(line, "retries=3") && !strings.Contains(line, "level=INFO") ||
+				strings.HasSuffix(line, "retries=4") && !strings.Contains(line, "level=WARN") {
+				t.Fatalf("retry 3 is Info and 4 Warn, got: %s", line)
+			}
+		}
+	}
+	if levels["INFO"] != 3 || levels["WARN"] < 2 {
+		t.Fatalf("retries logged %v, want 3 at Info and the rest at Warn:\n%s", levels, logs.String())
+	}
+}
+
+// lockedBuffer is a log sink safe for the engine's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -384,6 +384,18 @@ func (t *task) succeeded() {
 	t.mu.Unlock()
 }
 
+// warnAfter is how many retries in a row are logged at Info before the next are at Warn: a
+// few are usual — a version whose app another task has not created yet, a source restarting —
+// and more are an outage.
+const warnAfter = 3
+
+func retryLevel(inARow int) slog.Level {
+	if inARow <= warnAfter {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
+
 // failed records err and returns how long to back off: exponential from
 // RetryMin to RetryMax, with jitter so that tasks failing together do not
 // retry together.
@@ -394,7 +406,7 @@ func (t *task) failed(err error) time.Duration {
 	n := t.retries
 	t.mu.Unlock()
 	t.e.metrics.errors.WithLabelValues(t.cfg.ID).Inc()
-	t.log.Warn("attempt failed; retrying", "error", err, "retries", n)
+	t.log.Log(context.Background(), retryLevel(n), "attempt failed; retrying", "error", err, "retries", n)
 	lo, hi := t.cfg.retryMin(), t.cfg.retryMax()
 	d := lo
 	for i := 1; i < n && d < hi; i++ {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -40,20 +41,36 @@ func (s *Server) fromPrimary(w dns.ResponseWriter, r *dns.Msg) bool {
 	return p.Key == "" && hostIP(p.Addr) == remoteIP(w.RemoteAddr())
 }
 
+// warnAfter is how many failures in a row are logged at Info before the next are at Warn: a
+// few are usual (a secondary started before its primary has the zone, a primary restarting);
+// more are an outage.
+const warnAfter = 3
+
+func failureLevel(inARow int) slog.Level {
+	if inARow <= warnAfter {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
+
 // followPrimary keeps a secondary zone current: a transfer at start, then on
 // every NOTIFY and every Refresh, retrying sooner after a failure. When the
 // primary is gone the last copy keeps being served (SOA expire is deliberately
 // not honoured: answering is the point of a copy in the other center).
 func (s *Server) followPrimary(ctx context.Context, origin string, kick <-chan struct{}) {
 	refresh := time.Duration(s.cfg.Primary.Refresh)
+	failures := 0
 	for {
 		wait := refresh
 		if err := s.transferIn(ctx, origin); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			s.cfg.Logger.Warn("dnsctl: zone transfer in", "zone", origin, "primary", s.cfg.Primary.Addr, "err", err)
+			failures++
+			s.cfg.Logger.Log(ctx, failureLevel(failures), "dnsctl: zone transfer in", "zone", origin, "primary", s.cfg.Primary.Addr, "failures", failures, "err", err)
 			wait = min(refresh, waitStep)
+		} else {
+			failures = 0
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -1,10 +1,14 @@
 package dnsctl
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,4 +190,55 @@ func TestTransferToVanishedClient(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the transfer handler hangs when the client is gone")
 	}
+}
+
+// lockedBuffer is a log sink safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A secondary started before its primary has the zone (the usual order of a two-center start)
+// logs its first failed transfers at Info, and only a run of more than warnAfter at Warn; once
+// the zone is there, it transfers it.
+func TestSecondaryBeforeItsPrimaryHasTheZone(t *testing.T) {
+	secAddr := freeAddr(t, "127.0.0.2")
+	primary := startServer(t, Config{TSIGKeys: []TSIGKey{xfrKey}, Secondaries: []Secondary{{Addr: secAddr, Key: xfrKey.Name}}})
+	var logs lockedBuffer
+	secondary := startServer(t, Config{
+		UDPAddr:  secAddr,
+		TSIGKeys: []TSIGKey{xfrKey},
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Primary:  &Primary{Addr: primary.Addr(), Key: xfrKey.Name, Zones: []string{"ybj.internal."}, Refresh: Duration(time.Hour)},
+	})
+	require.Eventually(t, func() bool {
+		return strings.Count(logs.String(), `msg="dnsctl: zone transfer in"`) >= warnAfter+1
+	}, 10*time.Second, 50*time.Millisecond)
+	var infos, warns int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, `msg="dnsctl: zone transfer in"`) && strings.Contains(line, "level=INFO"):
+			infos++
+		case strings.Contains(line, `msg="dnsctl: zone transfer in"`) && strings.Contains(line, "level=WARN"):
+			warns++
+		}
+	}
+	require.Equal(t, warnAfter, infos, logs.String())
+	require.GreaterOrEqual(t, warns, 1, "a longer run of failures is an outage")
+
+	_, err := primary.ApplyZone(context.Background(), testZone())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(secondary.Zones()) == 1 }, 10*time.Second, 50*time.Millisecond)
 }

@@ -139,9 +139,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		wg.Wait()
 		return errors.Join(append(errs, err)...)
 	}
+	// Both centers serve before either is seeded, so that A's NOTIFY of the zone it is seeded
+	// with finds B's DNS listening (B's first transfers, before A has the zone, are logged at
+	// Info).
 	for i, dc := range centers {
 		// B's DNS is a secondary of A's: it transfers the zone A serves and follows its
-		// NOTIFYs, and keeps answering if A is lost. A is started (and seeded) first.
+		// NOTIFYs, and keeps answering if A is lost.
 		// Each center is the other's peer, which bindings name: B's binds A's project.
 		if i == 0 {
 			dc.cfg.DNS.Secondaries = []string{centers[1].cfg.DNS.Listen}
@@ -167,6 +170,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				cancel()
 			}
 		}()
+	}
+	for i, dc := range centers {
 		if err := seedDemo(ctx, dc, i == 0, backends, *lbPort, []int{*gwPort, *deployLBPort}, redisAddrs); err != nil {
 			return fail(fmt.Errorf("demo: seed center %s: %w", dc.name, err))
 		}
