@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shuanghuo/shuanghuo/appsync"
 	"github.com/shuanghuo/shuanghuo/appsync/appsynctest"
+	"github.com/shuanghuo/shuanghuo/internal/testlog"
 )
 
 func TestReleasesCopiedAndReleasedInOrder(t *testing.T) {
@@ -833,7 +833,7 @@ func TestRetriesLoggedAtWarnOnlyWhenTheyGoOn(t *testing.T) {
 	r := newRig(t)
 	r.feed.Release("hx", "outpatient", "1.0", []byte("artifact"))
 	r.feed.SetArtifact("hx", "outpatient", "1.0", []byte("another artifact")) // never verifies
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	e, err := appsync.New(appsync.Options{Sink: r.sink, StateStore: r.store, Key: testKey,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
@@ -861,22 +861,4 @@ func TestRetriesLoggedAtWarnOnlyWhenTheyGoOn(t *testing.T) {
 	if levels["INFO"] != 3 || levels["WARN"] < 2 {
 		t.Fatalf("retries logged %v, want 3 at Info and the rest at Warn:\n%s", levels, logs.String())
 	}
-}
-
-// lockedBuffer is a log sink safe for the engine's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

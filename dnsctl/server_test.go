@@ -5,11 +5,11 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/shuanghuo/shuanghuo/internal/testlog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -163,7 +163,7 @@ func TestEDNSAndTruncation(t *testing.T) {
 }
 
 func TestQueryLogAndStatus(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	s := startServer(t, Config{Zones: []Zone{testZone()}, QueryLog: true, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	a := newAsker(t, s.Addr(), "")
 	a.ask("api.ybj.internal.", dns.TypeA)
@@ -180,24 +180,6 @@ func TestQueryLogAndStatus(t *testing.T) {
 	assert.Equal(t, s.Addr(), st.UDPAddr)
 	assert.Equal(t, st.UDPAddr, st.TCPAddr, "TCP follows the UDP port")
 	assert.Len(t, st.Zones, 1)
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Without a Logger the server logs nothing, as every other package does, rather than

@@ -1,18 +1,17 @@
 package dnsctl
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/shuanghuo/shuanghuo/internal/testlog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -192,31 +191,13 @@ func TestTransferToVanishedClient(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A secondary started before its primary has the zone (the usual order of a two-center start)
 // logs its first failed transfers at Info, and only a run of more than warnAfter at Warn; once
 // the zone is there, it transfers it.
 func TestSecondaryBeforeItsPrimaryHasTheZone(t *testing.T) {
 	secAddr := freeAddr(t, "127.0.0.2")
 	primary := startServer(t, Config{TSIGKeys: []TSIGKey{xfrKey}, Secondaries: []Secondary{{Addr: secAddr, Key: xfrKey.Name}}})
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	secondary := startServer(t, Config{
 		UDPAddr:  secAddr,
 		TSIGKeys: []TSIGKey{xfrKey},

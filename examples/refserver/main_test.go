@@ -13,11 +13,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/shuanghuo/shuanghuo/internal/testlog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -77,7 +77,7 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	defer cancel()
 	out, w := io.Pipe()
 	done := make(chan error, 1)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	go func() {
 		done <- run(ctx, []string{"demo", "-a", "127.0.0.11:0", "-b", "127.0.0.12:0",
 			"-a-dns", freeDNS(t, "127.0.0.11"), "-b-dns", freeDNS(t, "127.0.0.12"),
@@ -271,22 +271,4 @@ func TestDemoRunsTwoCenters(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("demo did not stop")
 	}
-}
-
-// syncBuffer is a log sink safe for the servers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,30 +18,13 @@ import (
 
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/center"
 	"github.com/shuanghuo/shuanghuo/examples/refserver/internal/config"
+	"github.com/shuanghuo/shuanghuo/internal/testlog"
 )
-
-// logBuffer is a server log, for tests reading what was logged at which level.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // uploadRig is a center logging into log, with a pushed app of a team to upload versions of.
 type uploadRig struct {
 	c       *center.Center
-	log     *logBuffer
+	log     *testlog.Buffer
 	dir     string
 	path    string // the app's versions path
 	token   string
@@ -51,7 +33,7 @@ type uploadRig struct {
 
 func newUploadRig(t *testing.T, with func(*config.Config)) *uploadRig {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &uploadRig{log: &logBuffer{}, dir: t.TempDir(), stopped: make(chan error, 1)}
+	r := &uploadRig{log: &testlog.Buffer{}, dir: t.TempDir(), stopped: make(chan error, 1)}
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", r.dir
 	if with != nil {
